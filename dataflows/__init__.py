@@ -1,0 +1,1 @@
+"""Bytewax wiring of session-promotions: settings, sources, sinks, operator adapters, metrics."""

@@ -1,0 +1,93 @@
+"""`promotions`: the operational command line (sample data, rule checks; more to come)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from promotion.generator import GeneratorConfig, generate
+from promotion.rules import RulesError, load_rules
+
+
+def with_late_events(lines: Iterator[bytes], every: int, hold: int) -> Iterator[bytes]:
+    """Hold back every `every`-th line by `hold` lines, so it arrives far behind its time."""
+    held: list[tuple[int, bytes]] = []
+    for n, line in enumerate(lines):
+        if every and n % every == every - 1:
+            held.append((n + hold, line))
+        else:
+            yield line
+        while held and held[0][0] <= n:
+            yield held.pop(0)[1]
+    for _, line in held:
+        yield line
+
+
+def _generate(args: argparse.Namespace) -> int:
+    config = GeneratorConfig(
+        seed=args.seed,
+        users=args.users,
+        events=args.events,
+        rate_per_s=args.rate,
+        max_disorder_ms=args.disorder_ms,
+        duplicate_rate=args.duplicate_rate,
+        bad_rate=args.bad_rate,
+    )
+    lines = with_late_events(generate(config), args.late_every, args.late_hold)
+    count = 0
+    with open(args.out, "wb") if args.out != "-" else sys.stdout.buffer as out:
+        for line in lines:
+            out.write(line + b"\n")
+            count += 1
+    print(f"wrote {count} records to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _rules_check(args: argparse.Namespace) -> int:
+    try:
+        rules = load_rules(args.file)
+    except RulesError as error:
+        print(error, file=sys.stderr)
+        return 1
+    rule_set = rules.rule_set
+    print(f"{args.file}: valid, version {rule_set.version!r}, {len(rule_set.rules)} rules")
+    for i, rule in enumerate(rule_set.rules):
+        condition = "always" if rule.when is None else "when " + rule.when.model_dump_json(exclude_none=True)
+        print(f"  {i + 1}. {rule.name}: {rule.action} ({rule.products_from}) {condition}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="promotions", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True)
+
+    gen = commands.add_parser("generate", help="write seeded realistic events as JSON lines")
+    gen.add_argument("out", help="output file, or - for stdout")
+    gen.add_argument("--events", type=int, default=10_000)
+    gen.add_argument("--users", type=int, default=1_000)
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--rate", type=float, default=1_000.0, help="event-time events per second")
+    gen.add_argument("--disorder-ms", type=int, default=0)
+    gen.add_argument("--duplicate-rate", type=float, default=0.0)
+    gen.add_argument("--bad-rate", type=float, default=0.0)
+    gen.add_argument("--late-every", type=int, default=0, help="make every Nth record late (0: none)")
+    gen.add_argument("--late-hold", type=int, default=1_000, help="records a late one is held back")
+    gen.set_defaults(run=_generate)
+
+    rules = commands.add_parser("rules", help="promotion rules")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_commands.add_parser("check", help="validate a rules file and summarise it")
+    check.add_argument("file", type=Path)
+    check.set_defaults(run=_rules_check)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

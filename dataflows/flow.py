@@ -1,0 +1,105 @@
+"""The composition root: the one place that builds the dataflow from settings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+
+from dataflows import metrics
+from dataflows.session_step import Clock, ShardLogic, ShardOutput
+from dataflows.settings import Settings, load_rules_or_exit
+from dataflows.sinks import sink_for
+from dataflows.sources import JsonLinesSource, RawBatch
+from promotion.records import encode_rejected
+from promotion.routing import DecodedBatch, decode_batch, shard_keys
+from promotion.rules import CompiledRules
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What the flow reads from and writes to; tests swap these for testing sources and sinks."""
+
+    source: Source[RawBatch]
+    partitions: Sequence[str]  # every input partition, so no shard's watermark runs ahead
+    notifications: Sink[Any]
+    rejects: Sink[Any]
+    late: Sink[Any]
+
+
+def default_wiring(settings: Settings) -> Wiring:
+    source = JsonLinesSource(settings.input, settings.batch_size)
+    return Wiring(
+        source=source,
+        partitions=source.list_parts(),
+        notifications=sink_for(settings.output),
+        rejects=sink_for(settings.rejects_output),
+        late=sink_for(settings.late_output),
+    )
+
+
+def build_flow(
+    settings: Settings,
+    wiring: Wiring | None = None,
+    rules: CompiledRules | None = None,
+    clock: Clock = wall_clock_ms,
+) -> Dataflow:
+    """input -> decode -> route by shard -> sessions -> notifications / rejects / late outputs.
+
+    Step ids are part of the recovery store's keys: renaming one breaks resume.
+    """
+    wiring = wiring or default_wiring(settings)
+    rules = rules or load_rules_or_exit(settings.rules)
+    keys = shard_keys(settings.shards)
+    config = settings.session_config()
+    tick_ms = round(settings.tick_seconds * 1000)
+    max_bytes = settings.max_event_bytes
+    partitions = list(wiring.partitions)
+
+    def decode(batch: RawBatch) -> DecodedBatch:
+        decoded = decode_batch(batch.partition, batch.values, keys, max_bytes)
+        metrics.RECORDS.labels(batch.partition).inc(len(batch.values))
+        for kind, count in decoded.type_counts.items():
+            metrics.EVENTS.labels(kind).inc(count)
+        for record in decoded.rejected:
+            metrics.REJECTED.labels(record.rejection.reason).inc()
+        return decoded
+
+    def rejected_lines(pair: tuple[RawBatch, DecodedBatch]) -> tuple[str, list[bytes]] | None:
+        batch, decoded = pair
+        if not decoded.rejected:
+            return None
+        return (
+            "rejects",
+            [encode_rejected(batch.partition, batch.offsets[r.index], r) for r in decoded.rejected],
+        )
+
+    def build_shard(resume: bytes | None) -> ShardLogic:
+        return ShardLogic(config, partitions, rules, clock, tick_ms, resume)
+
+    def lines(field: str):
+        def pick(item: tuple[str, ShardOutput]) -> tuple[str, list[bytes]] | None:
+            chosen = getattr(item[1], field)
+            return (field, chosen) if chosen else None
+
+        return pick
+
+    flow = Dataflow("session_promotions")
+    raw = op.input("input", flow, wiring.source)
+    paired = op.map("decode", raw, lambda batch: (batch, decode(batch)))
+    routed = op.flat_map("route", paired, lambda pair: pair[1].shards)
+    results = op.stateful_batch("sessions", routed, build_shard)
+    op.output("notifications_out", op.filter_map("notifications", results, lines("notifications")), wiring.notifications)
+    op.output("late_out", op.filter_map("late", results, lines("late")), wiring.late)
+    op.output("rejects_out", op.filter_map("rejects", paired, rejected_lines), wiring.rejects)
+    return flow

@@ -1,0 +1,100 @@
+"""The Bytewax adapter around `SessionShard`: wall clock in, encoded lines out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
+from typing import NamedTuple
+
+from bytewax.operators import StatefulBatchLogic
+
+from dataflows import metrics
+from promotion.pipeline import notifications_for
+from promotion.notifications import encode_notification
+from promotion.records import encode_late
+from promotion.routing import ShardBatch
+from promotion.rules import CompiledRules
+from promotion.shard import ClosedSession, LateEvent, SessionConfig, SessionShard
+
+Clock = Callable[[], int]  # wall-clock epoch milliseconds
+
+
+class ShardOutput(NamedTuple):
+    notifications: list[bytes]
+    late: list[bytes]
+
+
+class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
+    """One shard's sessions; ticks on the wall clock so idle input still closes sessions."""
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        partitions: Sequence[str],
+        rules: CompiledRules,
+        clock: Clock,
+        tick_ms: int,
+        resume: bytes | None,
+    ) -> None:
+        now = clock()
+        if resume is None:
+            self.shard = SessionShard(config, partitions, now)
+        else:
+            self.shard = SessionShard.restore(config, partitions, now, resume)
+        self._rules = rules
+        self._clock = clock
+        self._tick_ms = tick_ms
+        self._next_tick = now + tick_ms
+        self._reported_open = 0
+
+    def on_batch(self, values: list[ShardBatch]) -> tuple[Iterable[ShardOutput], bool]:
+        now = self._clock()
+        closed: list[ClosedSession] = []
+        late: list[LateEvent] = []
+        duplicates = 0
+        for work in values:
+            result = self.shard.on_batch(
+                work.partition, work.events, work.highs_before, work.batch_high, now
+            )
+            closed.extend(result.closed)
+            late.extend(result.late)
+            duplicates += result.duplicates
+        if duplicates:
+            metrics.DUPLICATES.inc(duplicates)
+        return self._emit(closed, late), self.RETAIN
+
+    def on_notify(self) -> tuple[Iterable[ShardOutput], bool]:
+        now = self._clock()
+        self._next_tick = now + self._tick_ms
+        return self._emit(self.shard.on_tick(now), []), self.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[ShardOutput], bool]:
+        return self._emit(self.shard.on_eof(), []), self.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        if not self.shard.open_users:
+            return None
+        return datetime.fromtimestamp(self._next_tick / 1000, tz=timezone.utc)
+
+    def snapshot(self) -> bytes:
+        return self.shard.snapshot()
+
+    def _emit(self, closed: list[ClosedSession], late: list[LateEvent]) -> list[ShardOutput]:
+        open_users = self.shard.open_users
+        if open_users != self._reported_open:
+            metrics.OPEN_USERS.inc(open_users - self._reported_open)
+            self._reported_open = open_users
+        if late:
+            metrics.LATE.inc(len(late))
+        if not closed and not late:
+            return []
+        for _user, _acc, reason in closed:
+            metrics.SESSIONS_CLOSED.labels(reason).inc()
+        notifications = notifications_for(closed, self._rules)
+        for n in notifications:
+            metrics.NOTIFICATIONS.labels(n["action"], n["rule"], n["rules_version"]).inc()
+        return [
+            ShardOutput(
+                [encode_notification(n) for n in notifications], [encode_late(x) for x in late]
+            )
+        ]

@@ -1,0 +1,82 @@
+"""From a batch of raw records of one input partition to per-shard work.
+
+Decoding happens where the partition is read; then every shard gets its users' events plus the
+batch's event-time progress (even when it has no events of that batch), so each shard's watermark
+follows every partition.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from typing import Final, NamedTuple
+
+from promotion.decoding import DEFAULT_MAX_EVENT_BYTES, Rejection, decode_event
+from promotion.events import Event
+from promotion.watermark import NO_TIME
+
+DEFAULT_SHARDS: Final = 64
+
+
+class ShardBatch(NamedTuple):
+    """One shard's share of one partition batch."""
+
+    partition: str
+    events: list[tuple]  # plain event tuples, in partition order
+    highs_before: list[int]  # per event: highest ts among the batch's earlier records
+    batch_high: int  # highest ts in the whole batch (NO_TIME if none)
+
+
+class RejectedRecord(NamedTuple):
+    index: int  # position of the record in its batch
+    raw: bytes
+    rejection: Rejection
+
+
+class DecodedBatch(NamedTuple):
+    shards: list[tuple[str, ShardBatch]]  # (shard key, work) for every shard
+    rejected: list[RejectedRecord]
+    valid: int
+    type_counts: dict[str, int]
+
+
+def shard_keys(shards: int) -> list[str]:
+    """Bytewax state keys of the shards; fixed for the life of a recovery store."""
+    width = len(str(max(shards - 1, 0)))
+    return [f"shard-{i:0{width}d}" for i in range(shards)]
+
+
+def shard_of(user_id: str, shards: int) -> int:
+    """Stable across processes and runs (unlike `hash`)."""
+    return zlib.crc32(user_id.encode("utf-8")) % shards
+
+
+def decode_batch(
+    partition: str,
+    values: Sequence[bytes],
+    keys: Sequence[str],
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+) -> DecodedBatch:
+    """Decode a partition batch and split it by shard, keeping partition order."""
+    n_shards = len(keys)
+    per_shard: list[list[tuple]] = [[] for _ in range(n_shards)]
+    highs: list[list[int]] = [[] for _ in range(n_shards)]
+    rejected: list[RejectedRecord] = []
+    type_counts: dict[str, int] = {}
+    high = NO_TIME
+    crc32 = zlib.crc32
+    for index, raw in enumerate(values):
+        decoded = decode_event(raw, max_event_bytes)
+        if not isinstance(decoded, Event):
+            rejected.append(RejectedRecord(index, raw, decoded))
+            continue
+        shard = crc32(decoded.user_id.encode("utf-8")) % n_shards
+        per_shard[shard].append(tuple(decoded))
+        highs[shard].append(high)
+        type_counts[decoded.type] = type_counts.get(decoded.type, 0) + 1
+        if decoded.ts > high:
+            high = decoded.ts
+    work = [
+        (key, ShardBatch(partition, per_shard[i], highs[i], high)) for i, key in enumerate(keys)
+    ]
+    return DecodedBatch(work, rejected, len(values) - len(rejected), type_counts)

@@ -1,0 +1,314 @@
+"""Promotion rules as data: an ordered list, first match wins, validated before anything runs.
+
+A rules file (YAML or JSON) has a `version` (recorded in every notification) and `rules`, each with
+a `name`, an optional `when` condition, an `action` and which products to `promote`. Conditions are a
+small declarative vocabulary compiled to closures; nothing is ever `eval`ed.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal, NamedTuple, Union
+
+import orjson
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from promotion.facts import SessionFacts
+
+START_PROMOTION: Final = "START_PROMOTION"
+STOP_PROMOTION: Final = "STOP_PROMOTION"
+NO_ACTION: Final = "NONE"
+
+DEFAULT_RULES_PATH: Final = Path(__file__).with_name("default_rules.yaml")
+
+NUMBER, STRING, SET = "number", "string", "set"
+
+
+def _count(kind: str) -> Callable[[SessionFacts], object]:
+    return lambda facts: facts.type_counts[kind]
+
+
+#: Facts a condition may use: name -> (kind, getter).
+FACTS: Final[dict[str, tuple[str, Callable[[SessionFacts], object]]]] = {
+    "events": (NUMBER, lambda f: f.events),
+    "duration_seconds": (NUMBER, lambda f: f.duration_seconds),
+    "close_reason": (STRING, lambda f: f.close_reason),
+    "logins": (NUMBER, _count("login")),
+    "logouts": (NUMBER, _count("logout")),
+    "product_views": (NUMBER, _count("product_view")),
+    "adds_to_cart": (NUMBER, _count("add_to_cart")),
+    "removes_from_cart": (NUMBER, _count("remove_from_cart")),
+    "checkouts": (NUMBER, _count("checkout_start")),
+    "payments": (NUMBER, _count("payment_complete")),
+    "cart_items": (NUMBER, lambda f: sum(f.cart.values())),
+    "cart_products": (NUMBER, lambda f: len(f.cart)),
+    "cart_value": (NUMBER, lambda f: f.cart_value),
+    "cart_product_ids": (SET, lambda f: f.cart.keys()),
+    "viewed_products": (SET, lambda f: f.viewed_products),
+    "viewed_categories": (SET, lambda f: f.viewed_categories),
+}
+
+_ORDERING = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_EQUALITY = {"==": operator.eq, "!=": operator.ne}
+Scalar = Union[StrictInt, StrictFloat, StrictStr]
+
+
+class Comparison(BaseModel):
+    """`{fact, op, value}`: ordering and equality on numbers, equality and `in`/`not_in` on
+    strings and numbers, `contains` on sets of ids."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    fact: str
+    op: Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in", "contains"]
+    value: Union[Scalar, list[Scalar]]
+
+    @field_validator("fact")
+    @classmethod
+    def _known_fact(cls, fact: str) -> str:
+        if fact not in FACTS:
+            raise ValueError(f"unknown fact {fact!r}; known facts: {', '.join(sorted(FACTS))}")
+        return fact
+
+    @model_validator(mode="after")
+    def _operator_fits_fact(self) -> Comparison:
+        kind = FACTS[self.fact][0]
+        value, op = self.value, self.op
+        is_number = isinstance(value, (int, float))
+        if op in ("in", "not_in"):
+            if kind == SET or not isinstance(value, list) or not value:
+                raise ValueError(f"{op!r} needs a non-empty list value and a number or string fact")
+            expected = (int, float) if kind == NUMBER else str
+            if not all(isinstance(item, expected) for item in value):
+                raise ValueError(f"{op!r} list items must be {kind}s for fact {self.fact!r}")
+        elif op == "contains":
+            if kind != SET or not isinstance(value, str):
+                raise ValueError(f"'contains' needs a set fact and a string value, not {self.fact!r}")
+        elif kind == SET:
+            raise ValueError(f"fact {self.fact!r} is a set: use 'contains'")
+        elif kind == NUMBER and not is_number:
+            raise ValueError(f"fact {self.fact!r} is a number: compare it with a number")
+        elif kind == STRING and (op not in _EQUALITY or not isinstance(value, str)):
+            raise ValueError(f"fact {self.fact!r} is a string: use == or != with a string, or in")
+        return self
+
+
+class AllOf(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    all: list[Condition] = Field(min_length=1)
+
+
+class AnyOf(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    any: list[Condition] = Field(min_length=1)
+
+
+class NoneOf(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    none: list[Condition] = Field(min_length=1)
+
+
+def _condition_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for key in ("all", "any", "none"):
+            if key in value:
+                return key
+        return "fact"
+    return getattr(value, "_kind", None)
+
+
+Condition = Annotated[
+    Union[
+        Annotated[Comparison, Tag("fact")],
+        Annotated[AllOf, Tag("all")],
+        Annotated[AnyOf, Tag("any")],
+        Annotated[NoneOf, Tag("none")],
+    ],
+    Discriminator(_condition_kind, custom_error_message="a condition is an object with 'fact' or one of 'all', 'any', 'none'"),
+]
+Comparison._kind = "fact"  # type: ignore[attr-defined]
+AllOf._kind = "all"  # type: ignore[attr-defined]
+AnyOf._kind = "any"  # type: ignore[attr-defined]
+NoneOf._kind = "none"  # type: ignore[attr-defined]
+AllOf.model_rebuild()
+AnyOf.model_rebuild()
+NoneOf.model_rebuild()
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    description: str | None = None
+    when: Condition | None = None
+    action: Literal["START_PROMOTION", "STOP_PROMOTION", "NONE"]
+    promote: Literal["cart", "viewed", "none"] | None = None
+
+    @model_validator(mode="after")
+    def _promote_fits_action(self) -> Rule:
+        if self.action != START_PROMOTION and self.promote not in (None, "none"):
+            raise ValueError(f"'promote' is only meaningful with {START_PROMOTION}")
+        return self
+
+    @property
+    def products_from(self) -> str:
+        if self.promote is not None:
+            return self.promote
+        return "cart" if self.action == START_PROMOTION else "none"
+
+
+class RuleSet(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    rules: list[Rule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RuleSet:
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.name in seen:
+                raise ValueError(f"duplicate rule name {rule.name!r}")
+            seen.add(rule.name)
+        return self
+
+
+class RulesError(ValueError):
+    """A rules document is invalid; the message lists every problem with its place."""
+
+
+class Decision(NamedTuple):
+    action: str
+    rule: str
+    products: list[str]
+
+
+class CompiledRules:
+    """A validated rule set, ready to decide on closed sessions."""
+
+    def __init__(self, rule_set: RuleSet) -> None:
+        self.rule_set = rule_set
+        self.version = rule_set.version
+        self._rules = [
+            (rule, _compile(rule.when) if rule.when is not None else None)
+            for rule in rule_set.rules
+        ]
+
+    def decide(self, facts: SessionFacts) -> Decision | None:
+        """First matching rule's decision; None when it says NONE or nothing matches."""
+        for rule, test in self._rules:
+            if test is None or test(facts):
+                if rule.action == NO_ACTION:
+                    return None
+                return Decision(rule.action, rule.name, _products(rule.products_from, facts))
+        return None
+
+
+def _products(source: str, facts: SessionFacts) -> list[str]:
+    if source == "cart":
+        return sorted(facts.cart)
+    if source == "viewed":
+        return sorted(facts.viewed_products - facts.cart.keys())
+    return []
+
+
+def _compile(condition: Any) -> Callable[[SessionFacts], bool]:
+    if isinstance(condition, AllOf):
+        parts = [_compile(c) for c in condition.all]
+        return lambda facts: all(part(facts) for part in parts)
+    if isinstance(condition, AnyOf):
+        parts = [_compile(c) for c in condition.any]
+        return lambda facts: any(part(facts) for part in parts)
+    if isinstance(condition, NoneOf):
+        parts = [_compile(c) for c in condition.none]
+        return lambda facts: not any(part(facts) for part in parts)
+    getter = FACTS[condition.fact][1]
+    value, op = condition.value, condition.op
+    if op == "in":
+        members = frozenset(value)
+        return lambda facts: getter(facts) in members
+    if op == "not_in":
+        members = frozenset(value)
+        return lambda facts: getter(facts) not in members
+    if op == "contains":
+        return lambda facts: value in getter(facts)  # type: ignore[operator]
+    compare = _ORDERING.get(op) or _EQUALITY[op]
+    return lambda facts: compare(getter(facts), value)
+
+
+def parse_rules(document: object) -> CompiledRules:
+    """Validate a decoded rules document; raise RulesError naming each rule and field at fault."""
+    try:
+        rule_set = RuleSet.model_validate(document)
+    except ValidationError as error:
+        raise RulesError(_describe(error, document)) from None
+    return CompiledRules(rule_set)
+
+
+def load_rules(path: str | Path) -> CompiledRules:
+    """Read and validate a rules file (.yaml, .yml or .json)."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as error:
+        raise RulesError(f"{path}: cannot read rules file: {error.strerror}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            document = orjson.loads(text)
+        else:
+            document = yaml.safe_load(text)
+    except (orjson.JSONDecodeError, yaml.YAMLError) as error:
+        raise RulesError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {error}") from None
+    try:
+        return parse_rules(document)
+    except RulesError as error:
+        raise RulesError(f"{path}: {error}") from None
+
+
+def dump_rules(rule_set: RuleSet) -> dict:
+    """The plain document form of a rule set (parse_rules(dump_rules(r)) decides like r)."""
+    return rule_set.model_dump(mode="json", exclude_none=True)
+
+
+def _describe(error: ValidationError, document: object) -> str:
+    lines = []
+    for item in error.errors():
+        lines.append(f"{_place(item['loc'], document)}: {_message(item)}")
+    return "invalid rules:\n  " + "\n  ".join(lines)
+
+
+def _message(item: Any) -> str:
+    message = str(item["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _place(loc: tuple, document: object) -> str:
+    """Turn pydantic's error location into a document path like `rules[2](name).when.all[0].op`."""
+    parts: list[str] = []
+    node: Any = document
+    tag_skipped_for = None
+    for step in loc:
+        if isinstance(step, int):
+            item = node[step] if isinstance(node, list) and step < len(node) else None
+            name = item.get("name") if isinstance(item, dict) and parts == ["rules"] else None
+            parts.append(f"[{step}]" + (f"({name})" if name else ""))
+            node = item
+        elif isinstance(node, dict) and tag_skipped_for is not node and _condition_kind(node) == step:
+            tag_skipped_for = node  # pydantic's union tag, not a key of the document
+        else:
+            parts.append(("." if parts else "") + str(step))
+            node = node.get(step) if isinstance(node, dict) else None
+    return "".join(parts) or "(document)"

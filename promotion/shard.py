@@ -1,0 +1,220 @@
+"""A shard of users: their open sessions, one watermark, and timers that close sessions lazily.
+
+The dataflow keys state by shard (a stable hash of user_id), not by user: one Bytewax key per
+shard keeps per-item overhead and the number of pending wall-clock timers small. Within a shard a
+min-heap of (deadline, user_id) finds the sessions the watermark has passed, so an advancing
+watermark never scans all open sessions.
+"""
+
+from __future__ import annotations
+
+import heapq
+import io
+import pickle
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final, NamedTuple
+
+from promotion import sessions
+from promotion.events import TS, USER_ID
+from promotion.sessions import ClosedSession
+from promotion.watermark import NO_TIME, Watermark
+
+SNAPSHOT_VERSION: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """Session semantics, all in milliseconds."""
+
+    gap_ms: int = 300_000
+    lateness_ms: int = 0
+    idle_timeout_ms: int = 30_000
+
+    def __post_init__(self) -> None:
+        if self.gap_ms <= 0:
+            raise ValueError("gap must be positive")
+        if self.lateness_ms < 0:
+            raise ValueError("allowed lateness must not be negative")
+        if self.idle_timeout_ms <= 0:
+            raise ValueError("idle timeout must be positive")
+
+
+class LateEvent(NamedTuple):
+    event: tuple
+    watermark: int
+    partition: str
+
+
+class ShardResult(NamedTuple):
+    closed: list[ClosedSession]
+    late: list[LateEvent]
+    duplicates: int
+
+
+class SessionShard:
+    """Open sessions of the users of one shard."""
+
+    def __init__(
+        self, config: SessionConfig, partitions: Iterable[str], now_ms: int
+    ) -> None:
+        self.config = config
+        self.watermark = Watermark(
+            partitions, config.lateness_ms, config.idle_timeout_ms, now_ms
+        )
+        self.users: dict[str, list] = {}
+        self._timers: list[tuple[int, str]] = []
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def on_batch(
+        self,
+        partition: str,
+        events: Sequence[tuple],
+        highs_before: Sequence[int],
+        batch_high: int,
+        now_ms: int,
+    ) -> ShardResult:
+        """Process this shard's events from one batch of one input partition, in partition order.
+
+        `highs_before[i]` is the partition's highest ts among the batch's records before event i
+        (all shards' records), so lateness is decided exactly as if the shard saw the whole
+        partition, whatever the batching.
+        """
+        wm = self.watermark
+        closed: list[ClosedSession] = []
+        late: list[LateEvent] = []
+        duplicates = 0
+        if events:
+            gap = self.config.gap_ms
+            lateness = self.config.lateness_ms
+            users = self.users
+            timers = self._timers
+            floor = wm.floor_excluding(partition, now_ms)
+            high = wm.high.get(partition, NO_TIME)
+            value = wm.value
+            for event, before in zip(events, highs_before):
+                if before > high:
+                    high = before
+                candidate = (high if high < floor else floor) - lateness
+                if candidate > value:
+                    value = candidate
+                ts = event[TS]
+                if ts > high:
+                    high = ts
+                if ts < value:
+                    late.append(LateEvent(event, value, partition))
+                    continue
+                user_id = event[USER_ID]
+                user = users.get(user_id)
+                if user is None:
+                    user = users[user_id] = sessions.new_user()
+                if not sessions.add_event(user, event):
+                    duplicates += 1
+                    continue
+                sessions.settle(user, value, gap)
+                sessions.close_ready(user, value, gap, closed, user_id)
+                self._reschedule(user_id, user, timers)
+            wm.value = value
+            if high > wm.high.get(partition, NO_TIME):
+                wm.high[partition] = high
+        wm.end_batch(partition, batch_high, now_ms)
+        self._fire_timers(closed)
+        return ShardResult(closed, late, duplicates)
+
+    def on_tick(self, now_ms: int) -> list[ClosedSession]:
+        """Wall-clock progress: idle partitions stop holding back; all idle moves time on."""
+        self.watermark.advance(now_ms)
+        closed: list[ClosedSession] = []
+        self._fire_timers(closed)
+        return closed
+
+    def on_eof(self) -> list[ClosedSession]:
+        """End of a bounded input: close every open session."""
+        closed: list[ClosedSession] = []
+        for user_id in sorted(self.users):
+            sessions.flush(self.users[user_id], self.watermark.value, self.config.gap_ms, closed, user_id)
+        self.users.clear()
+        self._timers.clear()
+        return closed
+
+    @property
+    def open_users(self) -> int:
+        return len(self.users)
+
+    def next_deadline(self) -> int | None:
+        """The earliest watermark value at which a session of this shard may close."""
+        return self._timers[0][0] if self._timers else None
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def _reschedule(self, user_id: str, user: list, timers: list) -> None:
+        due = sessions.deadline(user, self.config.gap_ms)
+        if due is None:
+            del self.users[user_id]
+        elif due < user[sessions.DEADLINE]:
+            user[sessions.DEADLINE] = due
+            heapq.heappush(timers, (due, user_id))
+        # A later deadline keeps the earlier heap entry; when it fires it is re-pushed.
+
+    def _fire_timers(self, closed: list[ClosedSession]) -> None:
+        timers = self._timers
+        value = self.watermark.value
+        gap = self.config.gap_ms
+        users = self.users
+        while timers and timers[0][0] < value:
+            due, user_id = heapq.heappop(timers)
+            user = users.get(user_id)
+            if user is None or user[sessions.DEADLINE] != due:
+                continue  # stale entry
+            sessions.settle(user, value, gap)
+            sessions.close_ready(user, value, gap, closed, user_id)
+            user[sessions.DEADLINE] = sessions.UNSCHEDULED
+            self._reschedule(user_id, user, timers)
+
+    # -- recovery ------------------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """Versioned plain data (builtins only), pickled now so later mutation cannot leak in."""
+        state = {
+            "version": SNAPSHOT_VERSION,
+            "watermark": self.watermark.value,
+            "high": dict(self.watermark.high),
+            "users": self.users,
+        }
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def restore(
+        cls, config: SessionConfig, partitions: Iterable[str], now_ms: int, blob: bytes
+    ) -> SessionShard:
+        state = load_snapshot(blob)
+        shard = cls(config, partitions, now_ms)
+        shard.watermark = Watermark(
+            list(partitions) + list(state["high"]),
+            config.lateness_ms,
+            config.idle_timeout_ms,
+            now_ms,
+            high=state["high"],
+            value=state["watermark"],
+        )
+        shard.users = state["users"]
+        shard._timers = [(user[sessions.DEADLINE], uid) for uid, user in shard.users.items()]
+        heapq.heapify(shard._timers)
+        return shard
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Refuses every class lookup: snapshots must be builtins only."""
+
+    def find_class(self, module: str, name: str) -> object:
+        raise pickle.UnpicklingError(f"snapshot refers to {module}.{name}; only plain data allowed")
+
+
+def load_snapshot(blob: bytes) -> dict:
+    """Decode a shard snapshot, migrating older versions to the current one."""
+    state = _PlainUnpickler(io.BytesIO(blob)).load()
+    version = state.get("version") if isinstance(state, dict) else None
+    if version != SNAPSHOT_VERSION:
+        raise ValueError(f"unsupported shard snapshot version {version!r}")
+    return state

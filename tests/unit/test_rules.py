@@ -1,0 +1,158 @@
+"""Rules: validation with precise errors, every operator, first match wins, and round trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from promotion.facts import SessionFacts
+from promotion.rules import (
+    DEFAULT_RULES_PATH,
+    FACTS,
+    RulesError,
+    dump_rules,
+    load_rules,
+    parse_rules,
+)
+
+
+def facts(**overrides: object) -> SessionFacts:
+    base = dict(
+        user_id="u", start=0, end=60_000, first_event_id="e", events=4, close_reason="gap",
+        type_counts={"login": 1, "logout": 0, "product_view": 2, "add_to_cart": 1,
+                     "remove_from_cart": 0, "checkout_start": 0, "payment_complete": 0},
+        cart={"p2": 1, "p1": 2}, cart_value=30.0,
+        viewed_products=frozenset({"p1", "p3"}), viewed_categories=frozenset({"books"}),
+    )
+    base.update(overrides)
+    return SessionFacts(**base)  # type: ignore[arg-type]
+
+
+def one_rule(when: dict, action: str = "START_PROMOTION", **extra: object) -> dict:
+    return {"version": "t", "rules": [{"name": "r", "when": when, "action": action, **extra}]}
+
+
+def test_default_rules() -> None:
+    rules = load_rules(DEFAULT_RULES_PATH)
+    assert rules.decide(facts()) == ("START_PROMOTION", "promote-abandoned-cart", ["p1", "p2"])
+    paid = facts(type_counts={**facts().type_counts, "payment_complete": 1})
+    assert rules.decide(paid) == ("STOP_PROMOTION", "stop-after-payment", [])
+    assert rules.decide(facts(cart={})) is None
+
+
+@pytest.mark.parametrize(
+    "when, matches",
+    [
+        ({"fact": "events", "op": "==", "value": 4}, True),
+        ({"fact": "events", "op": "!=", "value": 4}, False),
+        ({"fact": "events", "op": "<", "value": 4}, False),
+        ({"fact": "events", "op": "<=", "value": 4}, True),
+        ({"fact": "cart_value", "op": ">", "value": 29.5}, True),
+        ({"fact": "duration_seconds", "op": ">=", "value": 60}, True),
+        ({"fact": "close_reason", "op": "==", "value": "gap"}, True),
+        ({"fact": "close_reason", "op": "in", "value": ["logout", "eof"]}, False),
+        ({"fact": "close_reason", "op": "not_in", "value": ["logout", "eof"]}, True),
+        ({"fact": "events", "op": "in", "value": [1, 4]}, True),
+        ({"fact": "viewed_categories", "op": "contains", "value": "books"}, True),
+        ({"fact": "cart_product_ids", "op": "contains", "value": "p3"}, False),
+        ({"all": [{"fact": "logins", "op": "==", "value": 1}, {"fact": "cart_items", "op": "==", "value": 3}]}, True),
+        ({"any": [{"fact": "payments", "op": ">", "value": 0}, {"fact": "cart_products", "op": "==", "value": 9}]}, False),
+        ({"none": [{"fact": "payments", "op": ">", "value": 0}]}, True),
+        ({"none": [{"any": [{"fact": "product_views", "op": "==", "value": 2}]}]}, False),
+    ],
+)
+def test_operators(when: dict, matches: bool) -> None:
+    decision = parse_rules(one_rule(when)).decide(facts())
+    assert (decision is not None) == matches
+
+
+def test_first_match_wins_and_none_action_stops() -> None:
+    rules = parse_rules({"version": "t", "rules": [
+        {"name": "quiet", "when": {"fact": "events", "op": "<", "value": 10}, "action": "NONE"},
+        {"name": "loud", "action": "START_PROMOTION"},
+    ]})
+    assert rules.decide(facts()) is None
+    assert rules.decide(facts(events=20)).rule == "loud"
+
+
+def test_promote_viewed_products_not_in_cart() -> None:
+    rules = parse_rules(one_rule({"fact": "events", "op": ">", "value": 0}, promote="viewed"))
+    assert rules.decide(facts()).products == ["p3"]
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ({"rules": []}, "version: Field required"),
+        ({"version": "t", "rules": []}, "rules: List should have at least 1 item"),
+        (one_rule({"fact": "nope", "op": "==", "value": 1}), "rules[0](r).when.fact: unknown fact 'nope'"),
+        (one_rule({"fact": "events", "op": "~", "value": 1}), "rules[0](r).when.op"),
+        (one_rule({"fact": "events", "op": ">", "value": "3"}), "is a number"),
+        (one_rule({"fact": "viewed_products", "op": "==", "value": "p"}), "use 'contains'"),
+        (one_rule({"fact": "close_reason", "op": "<", "value": "gap"}), "is a string"),
+        (one_rule({"fact": "events", "op": "in", "value": []}), "non-empty list"),
+        (one_rule({"all": []}), "rules[0](r).when.all: List should have at least 1 item"),
+        (one_rule({"fact": "events", "op": ">", "value": 1}, action="STOP"), "rules[0](r).action"),
+        (one_rule({"fact": "events", "op": ">", "value": 1}, action="STOP_PROMOTION", promote="cart"), "only meaningful"),
+        (one_rule({"fact": "events", "op": ">", "value": 1}, colour="red"), "colour: Extra inputs are not permitted"),
+        ({"version": "t", "rules": [{"name": "a", "action": "NONE"}, {"name": "a", "action": "NONE"}]}, "duplicate rule name 'a'"),
+        ({"version": "t", "rules": [{"name": "bad name!", "action": "NONE"}]}, "rules[0](bad name!).name"),
+        ([1, 2], "(document)"),
+    ],
+)
+def test_errors_point_at_rule_and_field(document: object, message: str) -> None:
+    with pytest.raises(RulesError) as error:
+        parse_rules(document)
+    assert message in str(error.value)
+
+
+def test_file_errors_name_the_file(tmp_path: Path) -> None:
+    broken = tmp_path / "rules.yaml"
+    broken.write_text("version: [unclosed\n")
+    with pytest.raises(RulesError, match="rules.yaml: not valid yaml"):
+        load_rules(broken)
+    with pytest.raises(RulesError, match="cannot read"):
+        load_rules(tmp_path / "missing.yaml")
+
+
+def test_json_rules_file(tmp_path: Path) -> None:
+    path = tmp_path / "rules.json"
+    path.write_text('{"version": "j1", "rules": [{"name": "all", "action": "START_PROMOTION"}]}')
+    assert load_rules(path).version == "j1"
+
+
+numeric = st.sampled_from(sorted(n for n, (k, _) in FACTS.items() if k == "number"))
+comparisons = st.builds(
+    lambda fact, op, value: {"fact": fact, "op": op, "value": value},
+    numeric, st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), st.integers(0, 5),
+)
+conditions = st.recursive(
+    comparisons,
+    lambda inner: st.builds(lambda k, xs: {k: xs}, st.sampled_from(["all", "any", "none"]), st.lists(inner, min_size=1, max_size=3)),
+    max_leaves=6,
+)
+rule_lists = st.lists(
+    st.builds(lambda when, action: {"when": when, "action": action}, conditions,
+              st.sampled_from(["START_PROMOTION", "STOP_PROMOTION", "NONE"])),
+    min_size=1, max_size=4,
+)
+fact_values = st.builds(
+    lambda events, counts, cart: facts(events=events, cart=cart,
+        type_counts=dict(zip(facts().type_counts, counts))),
+    st.integers(0, 6), st.lists(st.integers(0, 3), min_size=7, max_size=7),
+    st.dictionaries(st.sampled_from(["p1", "p2"]), st.integers(1, 3)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rule_lists, st.lists(fact_values, min_size=1, max_size=5))
+def test_serialised_rules_decide_identically(rules: list[dict], samples: list[SessionFacts]) -> None:
+    document = {"version": "p", "rules": [{"name": f"r{i}", **r} for i, r in enumerate(rules)]}
+    original = parse_rules(document)
+    again = parse_rules(dump_rules(original.rule_set))
+    assert dump_rules(again.rule_set) == dump_rules(original.rule_set)
+    for sample in samples:
+        assert original.decide(sample) == again.decide(sample)

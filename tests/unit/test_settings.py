@@ -1,0 +1,72 @@
+"""Settings: environment variables with the PROMO_ prefix, one clear message on error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dataflows.settings import DEFAULT_SAMPLE, SettingsError, load_settings
+from promotion.rules import DEFAULT_RULES_PATH
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_need_no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith("PROMO_"):
+            monkeypatch.delenv(name)
+    settings = load_settings()
+    assert settings.input == DEFAULT_SAMPLE and DEFAULT_SAMPLE.is_file()
+    assert settings.rules == DEFAULT_RULES_PATH
+    assert (settings.output, settings.gap_seconds) == ("-", 300.0)
+    assert settings.session_config().gap_ms == 300_000
+
+
+def test_environment_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PROMO_GAP_SECONDS", "60")
+    monkeypatch.setenv("PROMO_ALLOWED_LATENESS_SECONDS", "2.5")
+    monkeypatch.setenv("PROMO_OUTPUT", str(tmp_path / "out.jsonl"))
+    settings = load_settings()
+    config = settings.session_config()
+    assert (config.gap_ms, config.lateness_ms) == (60_000, 2_500)
+    assert settings.output == str(tmp_path / "out.jsonl")
+
+
+@pytest.mark.parametrize(
+    "variable, value, message",
+    [
+        ("PROMO_GAP_SECONDS", "0", "PROMO_GAP_SECONDS: Input should be greater than 0"),
+        ("PROMO_GAP_SECONDS", "five", "PROMO_GAP_SECONDS: Input should be a valid number"),
+        ("PROMO_ALLOWED_LATENESS_SECONDS", "-1", "PROMO_ALLOWED_LATENESS_SECONDS"),
+        ("PROMO_INPUT", "/nowhere/events.jsonl", "PROMO_INPUT: no such file"),
+        ("PROMO_OUTPUT", "/nowhere/out.jsonl", "PROMO_OUTPUT: directory"),
+        ("PROMO_SHARDS", "0", "PROMO_SHARDS"),
+    ],
+)
+def test_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str,
+                                  message: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert message in str(error.value.code)
+
+
+def test_bad_configuration_fails_fast_with_one_line(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: x\nrules: [{name: a, action: SHOUT}]\n")
+    env = {"PATH": "/usr/bin:/bin", "PROMO_RULES": str(rules), "PROMO_GAP_SECONDS": "-3"}
+    run = subprocess.run([sys.executable, "-m", "bytewax.run", "dataflows.promotions"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0
+    assert run.stderr.strip().splitlines() == [
+        "session-promotions: invalid configuration: PROMO_GAP_SECONDS: Input should be greater "
+        "than 0 (got '-3')"
+    ]
+    env["PROMO_GAP_SECONDS"] = "3"
+    run = subprocess.run([sys.executable, "-m", "bytewax.run", "dataflows.promotions"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert "PROMO_RULES" in run.stderr and "rules[0](a).action" in run.stderr

@@ -1,0 +1,148 @@
+"""The shard: watermark across partitions, idleness, timers, and snapshot/restore."""
+
+from __future__ import annotations
+
+import pickle
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from promotion.events import Event
+from promotion.routing import decode_batch, shard_keys
+from promotion.shard import SessionConfig, SessionShard, load_snapshot
+from promotion.watermark import NO_TIME
+
+GAP = 1_000
+
+
+def ev(ts: int, user: str = "u", kind: str = "product_view", eid: str | None = None) -> tuple:
+    return tuple(Event(ts, eid or f"{user}-{ts}-{kind}", user, kind, "test", "p1"))
+
+
+def feed(shard: SessionShard, partition: str, events: list[tuple], now: int = 0):
+    highs, high = [], NO_TIME
+    for e in events:
+        highs.append(high)
+        high = max(high, e[0])
+    return shard.on_batch(partition, events, highs, high, now)
+
+
+def reasons(result) -> list[tuple[str, int, str]]:
+    return [(c.user_id, c.accumulator[0], c.close_reason) for c in result]
+
+
+def test_session_closes_only_when_watermark_passes_end_plus_gap() -> None:
+    shard = SessionShard(SessionConfig(gap_ms=GAP, lateness_ms=0), ["p"], now_ms=0)
+    assert feed(shard, "p", [ev(0), ev(500, "other")]).closed == []
+    assert feed(shard, "p", [ev(1_000, "other")]).closed == []  # W = 1000 = end + gap: not past
+    assert reasons(feed(shard, "p", [ev(1_001, "other")]).closed) == [("u", 0, "gap")]
+    assert "u" not in shard.users  # nothing open: no state left
+
+
+def test_logout_closes_as_soon_as_the_watermark_passes_it() -> None:
+    shard = SessionShard(SessionConfig(gap_ms=GAP, lateness_ms=0), ["p"], now_ms=0)
+    assert feed(shard, "p", [ev(0, kind="login"), ev(10, kind="logout")]).closed == []
+    assert reasons(feed(shard, "p", [ev(11, "other")]).closed) == [("u", 0, "logout")]
+
+
+def test_slowest_partition_holds_the_watermark() -> None:
+    shard = SessionShard(SessionConfig(gap_ms=GAP, lateness_ms=0), ["a", "b"], now_ms=0)
+    feed(shard, "a", [ev(0)])
+    feed(shard, "a", [ev(50_000, "x")])
+    assert shard.watermark.value == NO_TIME  # b has not spoken: nothing is safe yet
+    result = feed(shard, "b", [ev(200, "y")])
+    assert result.late == [] and shard.watermark.value == 200
+    closed = feed(shard, "b", [ev(5_000, "y")]).closed  # W = min(50_000, 5_000)
+    assert sorted(reasons(closed)) == [("u", 0, "gap"), ("y", 200, "gap")]
+
+
+def test_idle_partition_stops_holding_back() -> None:
+    config = SessionConfig(gap_ms=GAP, lateness_ms=0, idle_timeout_ms=5_000)
+    shard = SessionShard(config, ["a", "b"], now_ms=0)
+    feed(shard, "a", [ev(0)], now=1_000)
+    assert shard.on_tick(4_999) == []
+    assert shard.watermark.value == NO_TIME
+    feed(shard, "a", [ev(9_000, "x")], now=6_000)  # b silent for 6 s > idle timeout
+    assert shard.watermark.value == 9_000
+    assert shard.users == {"x": shard.users["x"]}
+
+
+def test_all_idle_input_advances_by_wall_clock() -> None:
+    config = SessionConfig(gap_ms=5_000, lateness_ms=100, idle_timeout_ms=2_000)
+    shard = SessionShard(config, ["a"], now_ms=0)
+    feed(shard, "a", [ev(0), ev(400)], now=10_000)
+    assert shard.watermark.value == 300
+    assert shard.on_tick(11_999) == [] and shard.watermark.value == 300  # not idle yet
+    # Idle: W = 400 - 100 + (now - 10_000), which must pass end + gap = 5_400.
+    assert shard.on_tick(12_000) == [] and shard.watermark.value == 2_300
+    assert shard.on_tick(15_100) == [] and shard.watermark.value == 5_400
+    assert reasons(shard.on_tick(15_101)) == [("u", 0, "gap")]
+
+
+def test_late_event_is_reported_not_merged() -> None:
+    shard = SessionShard(SessionConfig(gap_ms=GAP, lateness_ms=10), ["p"], now_ms=0)
+    feed(shard, "p", [ev(1_000)])
+    result = feed(shard, "p", [ev(989, "v"), ev(990, "w")])
+    assert [x.event[1] for x in result.late] == ["v-989-product_view"]
+    assert result.late[0].watermark == 990
+
+
+def test_state_is_plain_data() -> None:
+    shard = SessionShard(SessionConfig(gap_ms=GAP), ["p"], now_ms=0)
+    feed(shard, "p", [ev(0, kind="add_to_cart"), ev(1, "v", "logout")])
+    blob = shard.snapshot()
+    # A restricted unpickler refusing every class proves no module path is inside.
+    assert load_snapshot(blob)["version"] == 1
+    with pytest.raises(pickle.UnpicklingError):
+        load_snapshot(pickle.dumps({"version": 1, "users": Event(1, "e", "u", "login", "s")}))
+
+
+def test_unknown_snapshot_version_is_refused() -> None:
+    with pytest.raises(ValueError, match="version"):
+        load_snapshot(pickle.dumps({"version": 99}))
+
+
+users = st.sampled_from(["a", "b", "c", "d"])
+kinds = st.sampled_from(["login", "logout", "product_view", "add_to_cart", "payment_complete"])
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> list[bytes]:
+    n = draw(st.integers(1, 60))
+    out, ts = [], 0
+    for i in range(n):
+        ts += draw(st.sampled_from([0, 1, 200, 999, 1_000, 1_001, 3_000]))
+        jitter = draw(st.integers(-1_500, 0))
+        out.append(orjson.dumps({
+            "event_id": f"e{i}", "user_id": draw(users), "type": draw(kinds),
+            "ts": max(0, ts + jitter), "source": "t", "product_id": "p1"}))
+    return out
+
+
+def run(batches: list[list[bytes]], config: SessionConfig, split: int | None, shards: int = 3):
+    keys = shard_keys(shards)
+    state = {k: SessionShard(config, ["p"], 0) for k in keys}
+    closed, late = [], []
+    for i, batch in enumerate(batches):
+        if i == split:  # crash and resume from snapshots
+            state = {k: SessionShard.restore(config, ["p"], 0, s.snapshot()) for k, s in state.items()}
+        for key, work in decode_batch("p", batch, keys).shards:
+            r = state[key].on_batch("p", work.events, work.highs_before, work.batch_high, 0)
+            closed += r.closed
+            late += r.late
+    if split == len(batches):
+        state = {k: SessionShard.restore(config, ["p"], 0, s.snapshot()) for k, s in state.items()}
+    for s in state.values():
+        closed += s.on_eof()
+    return sorted((c.user_id, c.accumulator[0], c.accumulator[3], c.close_reason) for c in closed), sorted(x.event[1] for x in late)
+
+
+@settings(max_examples=300, deadline=None)
+@given(streams(), st.integers(1, 5), st.data(), st.integers(0, 1_200))
+def test_snapshot_and_restore_anywhere_changes_nothing(lines, size, data, lateness) -> None:
+    batches = [lines[i : i + size] for i in range(0, len(lines), size)]
+    split = data.draw(st.integers(0, len(batches)))
+    config = SessionConfig(gap_ms=GAP, lateness_ms=lateness)
+    assert run(batches, config, split) == run(batches, config, None)
