@@ -14,10 +14,11 @@ from bytewax.outputs import Sink
 
 from dataflows import metrics
 from dataflows.session_step import Clock, ShardLogic, ShardOutput
-from dataflows.settings import Settings, load_rules_or_exit
+from dataflows.kafka_io import KafkaInput, KafkaOutput, KafkaUnavailable, list_partitions
+from dataflows.settings import Settings, SettingsError, load_rules_or_exit
 from dataflows.sinks import sink_for
 from dataflows.sources import JsonLinesSource, RawBatch
-from promotion.records import encode_rejected
+from promotion.records import OutRecord, dead_letter_line, dead_letter_raw
 from promotion.routing import DecodedBatch, decode_batch, shard_keys
 from promotion.rules import CompiledRules
 
@@ -35,9 +36,12 @@ class Wiring:
     notifications: Sink[Any]
     rejects: Sink[Any]
     late: Sink[Any]
+    raw_dead_letters: bool = False  # original bytes + headers (topics) or JSON lines (files)
 
 
 def default_wiring(settings: Settings) -> Wiring:
+    if settings.mode == "kafka":
+        return kafka_wiring(settings)
     source = JsonLinesSource(settings.input, settings.batch_size)
     return Wiring(
         source=source,
@@ -45,6 +49,26 @@ def default_wiring(settings: Settings) -> Wiring:
         notifications=sink_for(settings.output),
         rejects=sink_for(settings.rejects_output),
         late=sink_for(settings.late_output),
+        raw_dead_letters=False,
+    )
+
+
+def kafka_wiring(settings: Settings) -> Wiring:
+    """Input topics merged into one stream; notifications, dead letters and late events to topics."""
+    try:
+        partitions = list_partitions(settings.kafka_common(), settings.input_topics)
+    except KafkaUnavailable as error:
+        raise SettingsError(str(error)) from None
+    producer = settings.kafka_producer()
+    return Wiring(
+        source=KafkaInput(settings.kafka_consumer(), partitions,
+                          start_at_end=settings.kafka_start == "latest",
+                          batch_size=settings.batch_size, stop_at_end=settings.kafka_stop_at_end),
+        partitions=partitions,
+        notifications=KafkaOutput(settings.kafka_notifications_topic, producer),
+        rejects=KafkaOutput(settings.kafka_dlq_topic, producer),
+        late=KafkaOutput(settings.kafka_late_topic, producer),
+        raw_dead_letters=True,
     )
 
 
@@ -67,7 +91,7 @@ def build_flow(
     partitions = list(wiring.partitions)
 
     def decode(batch: RawBatch) -> DecodedBatch:
-        decoded = decode_batch(batch.partition, batch.values, keys, max_bytes)
+        decoded = decode_batch(batch.partition, batch.values, keys, max_bytes, batch.final)
         metrics.RECORDS.labels(batch.partition).inc(len(batch.values))
         for kind, count in decoded.type_counts.items():
             metrics.EVENTS.labels(kind).inc(count)
@@ -75,20 +99,22 @@ def build_flow(
             metrics.REJECTED.labels(record.rejection.reason).inc()
         return decoded
 
-    def rejected_lines(pair: tuple[RawBatch, DecodedBatch]) -> tuple[str, list[bytes]] | None:
+    dead_letter = dead_letter_raw if wiring.raw_dead_letters else dead_letter_line
+
+    def rejected_records(pair: tuple[RawBatch, DecodedBatch]) -> tuple[str, list[OutRecord]] | None:
         batch, decoded = pair
         if not decoded.rejected:
             return None
         return (
             "rejects",
-            [encode_rejected(batch.partition, batch.offsets[r.index], r) for r in decoded.rejected],
+            [dead_letter(batch.partition, batch.offsets[r.index], r) for r in decoded.rejected],
         )
 
     def build_shard(resume: bytes | None) -> ShardLogic:
         return ShardLogic(config, partitions, rules, clock, tick_ms, resume)
 
     def lines(field: str):
-        def pick(item: tuple[str, ShardOutput]) -> tuple[str, list[bytes]] | None:
+        def pick(item: tuple[str, ShardOutput]) -> tuple[str, list[OutRecord]] | None:
             chosen = getattr(item[1], field)
             return (field, chosen) if chosen else None
 
@@ -99,7 +125,8 @@ def build_flow(
     paired = op.map("decode", raw, lambda batch: (batch, decode(batch)))
     routed = op.flat_map("route", paired, lambda pair: pair[1].shards)
     results = op.stateful_batch("sessions", routed, build_shard)
-    op.output("notifications_out", op.filter_map("notifications", results, lines("notifications")), wiring.notifications)
+    notifications = op.filter_map("notifications", results, lines("notifications"))
+    op.output("notifications_out", notifications, wiring.notifications)
     op.output("late_out", op.filter_map("late", results, lines("late")), wiring.late)
-    op.output("rejects_out", op.filter_map("rejects", paired, rejected_lines), wiring.rejects)
+    op.output("rejects_out", op.filter_map("rejects", paired, rejected_records), wiring.rejects)
     return flow

@@ -36,3 +36,9 @@ WATERMARK = Gauge(
     "promotions_watermark_seconds",
     "Lowest event-time watermark over this process's shards, as Unix time",
 )
+SOURCE_ERRORS = Counter(
+    "promotions_source_errors", "Transient Kafka consumer errors (not dead-lettered)", ["error"]
+)
+SINK_FAILURES = Counter(
+    "promotions_sink_delivery_failures", "Records Kafka did not acknowledge, by topic", ["topic"]
+)

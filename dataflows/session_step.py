@@ -10,8 +10,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from dataflows import metrics
 from promotion.pipeline import notifications_for
-from promotion.notifications import encode_notification
-from promotion.records import encode_late
+from promotion.records import OutRecord, late_record, notification_record
 from promotion.routing import ShardBatch
 from promotion.rules import CompiledRules
 from promotion.shard import ClosedSession, LateEvent, SessionConfig, SessionShard
@@ -20,8 +19,8 @@ Clock = Callable[[], int]  # wall-clock epoch milliseconds
 
 
 class ShardOutput(NamedTuple):
-    notifications: list[bytes]
-    late: list[bytes]
+    notifications: list[OutRecord]
+    late: list[OutRecord]
 
 
 class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
@@ -54,7 +53,7 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
         duplicates = 0
         for work in values:
             result = self.shard.on_batch(
-                work.partition, work.events, work.highs_before, work.batch_high, now
+                work.partition, work.events, work.highs_before, work.batch_high, now, work.final
             )
             closed.extend(result.closed)
             late.extend(result.late)
@@ -95,6 +94,6 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
             metrics.NOTIFICATIONS.labels(n["action"], n["rule"], n["rules_version"]).inc()
         return [
             ShardOutput(
-                [encode_notification(n) for n in notifications], [encode_late(x) for x in late]
+                [notification_record(n) for n in notifications], [late_record(x) for x in late]
             )
         ]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from promotion.rules import DEFAULT_RULES_PATH, CompiledRules, RulesError, load_rules
@@ -40,6 +41,26 @@ class Settings(BaseSettings):
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 2_000
     max_event_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 65_536
 
+    # -- Kafka (PROMO_MODE=kafka) ------------------------------------------------------------------
+    mode: Literal["file", "kafka"] = "file"
+    kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_input_topics: str = "auth-events,cart-events"
+    kafka_notifications_topic: str = "promotions"
+    kafka_dlq_topic: str = "promotions-dlq"
+    kafka_late_topic: str = "promotions-late"
+    kafka_start: Literal["earliest", "latest"] = "earliest"
+    kafka_stop_at_end: bool = False
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: str | None = None
+    kafka_ssl_certificate_location: str | None = None
+    kafka_ssl_key_location: str | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_consumer_config: str = Field("{}", description="JSON object of extra librdkafka consumer keys")
+    kafka_producer_config: str = Field("{}", description="JSON object of extra librdkafka producer keys")
+
     @field_validator("input", "rules")
     @classmethod
     def _readable_file(cls, path: Path) -> Path:
@@ -53,6 +74,57 @@ class Settings(BaseSettings):
         if target not in STREAMS and not Path(target).parent.is_dir():
             raise ValueError(f"directory of {target!r} does not exist")
         return target
+
+    @field_validator("kafka_consumer_config", "kafka_producer_config")
+    @classmethod
+    def _json_object(cls, text: str) -> str:
+        try:
+            value = json.loads(text)
+        except ValueError as error:
+            raise ValueError(f"not JSON: {error}") from None
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ValueError("must be a JSON object of librdkafka settings")
+        return text
+
+    @field_validator("kafka_input_topics")
+    @classmethod
+    def _topic_list(cls, text: str) -> str:
+        if not [t for t in text.split(",") if t.strip()]:
+            raise ValueError("name at least one topic")
+        return text
+
+    @property
+    def input_topics(self) -> list[str]:
+        return [t.strip() for t in self.kafka_input_topics.split(",") if t.strip()]
+
+    def kafka_common(self) -> dict[str, Any]:
+        """librdkafka settings shared by consumers, producers and the admin client."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        optional = {
+            "sasl.mechanism": self.kafka_sasl_mechanism,
+            "sasl.username": self.kafka_sasl_username,
+            "sasl.password": self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None,
+            "ssl.ca.location": self.kafka_ssl_ca_location,
+            "ssl.certificate.location": self.kafka_ssl_certificate_location,
+            "ssl.key.location": self.kafka_ssl_key_location,
+            "ssl.key.password": self.kafka_ssl_key_password.get_secret_value() if self.kafka_ssl_key_password else None,
+        }
+        config.update({k: v for k, v in optional.items() if v is not None})
+        return config
+
+    def kafka_consumer(self) -> dict[str, Any]:
+        return {
+            **self.kafka_common(),
+            "group.id": "session-promotions",  # required by librdkafka; offsets live in snapshots
+            "enable.auto.commit": False,
+            **json.loads(self.kafka_consumer_config),
+        }
+
+    def kafka_producer(self) -> dict[str, Any]:
+        return {**self.kafka_common(), "linger.ms": 5, **json.loads(self.kafka_producer_config)}
 
     def session_config(self) -> SessionConfig:
         return SessionConfig(
@@ -71,7 +143,9 @@ def load_settings(**overrides: object) -> Settings:
         for item in error.errors():
             name = "PROMO_" + "_".join(str(part) for part in item["loc"]).upper()
             message = str(item["msg"]).removeprefix("Value error, ")
-            problems.append(f"{name}: {message} (got {item.get('input')!r})")
+            secret = any(word in name for word in ("PASSWORD", "SECRET", "SASL", "SSL"))
+            shown = "hidden" if secret else repr(item.get("input"))
+            problems.append(f"{name}: {message} (got {shown})")
         raise SettingsError("; ".join(problems)) from None
 
 

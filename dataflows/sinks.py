@@ -1,4 +1,4 @@
-"""Output sinks for JSON lines. Items are lists of encoded lines (one list per upstream batch)."""
+"""Output sinks for JSON lines: each record's value is one line; keys and headers are dropped."""
 
 from __future__ import annotations
 
@@ -18,26 +18,28 @@ from bytewax.outputs import (
 _STREAM_LOCK = threading.Lock()
 
 
-Lines = tuple[str, list[bytes]]  # (routing key, encoded lines)
+from promotion.records import OutRecord
+
+Records = tuple[str, list[OutRecord]]  # (routing key, records of one upstream batch)
 
 
-def _chunk(items: list[Lines]) -> bytes:
-    return b"".join(line + b"\n" for _key, lines in items for line in lines)
+def _chunk(batches: list[list[OutRecord]]) -> bytes:
+    return b"".join(record.value + b"\n" for records in batches for record in records)
 
 
-class _StreamPartition(StatelessSinkPartition[Lines]):
+class _StreamPartition(StatelessSinkPartition[Records]):
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
 
-    def write_batch(self, items: list[Lines]) -> None:
-        chunk = _chunk(items)
+    def write_batch(self, items: list[Records]) -> None:
+        chunk = _chunk([records for _key, records in items])
         if chunk:
             with _STREAM_LOCK:  # workers are threads: keep each chunk whole
                 self._stream.write(chunk)
                 self._stream.flush()
 
 
-class StreamSink(DynamicSink[Lines]):
+class StreamSink(DynamicSink[Records]):
     """stdout or stderr, written by every worker."""
 
     def __init__(self, name: str) -> None:
@@ -48,15 +50,15 @@ class StreamSink(DynamicSink[Lines]):
         return _StreamPartition(stream)
 
 
-class _FilePartition(StatefulSinkPartition[list[bytes], int]):
+class _FilePartition(StatefulSinkPartition[list[OutRecord], int]):
     def __init__(self, path: Path, resume: int | None) -> None:
         self._file = path.open("r+b" if resume is not None and path.exists() else "wb")
         if resume is not None:
             self._file.truncate(resume)  # drop what was written after the snapshot
             self._file.seek(resume)
 
-    def write_batch(self, items: list[list[bytes]]) -> None:
-        chunk = b"".join(line + b"\n" for lines in items for line in lines)
+    def write_batch(self, items: list[list[OutRecord]]) -> None:
+        chunk = _chunk(items)
         if chunk:
             self._file.write(chunk)
             self._file.flush()
@@ -69,7 +71,7 @@ class _FilePartition(StatefulSinkPartition[list[bytes], int]):
         self._file.close()
 
 
-class JsonLinesFileSink(FixedPartitionedSink[list[bytes], int]):
+class JsonLinesFileSink(FixedPartitionedSink[list[OutRecord], int]):
     """One file, one writer; with recovery, output after the last snapshot is truncated on resume."""
 
     def __init__(self, path: Path) -> None:

@@ -20,6 +20,7 @@ class RawBatch(NamedTuple):
     partition: str
     offsets: list[int]
     values: list[bytes]
+    final: bool = False  # the partition has ended: it no longer holds the watermark back
 
 
 class _JsonLinesPartition(StatefulSourcePartition[RawBatch, tuple[int, int]]):
@@ -30,6 +31,7 @@ class _JsonLinesPartition(StatefulSourcePartition[RawBatch, tuple[int, int]]):
         position, self._line = resume if resume is not None else (0, 0)
         self._file.seek(position)
         self._position = position
+        self._ended = False
 
     def next_batch(self) -> list[RawBatch]:
         offsets: list[int] = []
@@ -45,9 +47,11 @@ class _JsonLinesPartition(StatefulSourcePartition[RawBatch, tuple[int, int]]):
                 offsets.append(self._line)
                 values.append(record)
         self._position = self._file.tell()
-        if not values and not line:
+        if self._ended:
             raise StopIteration()
-        return [RawBatch(self._name, offsets, values)]
+        if not line:  # end of file: this batch is the partition's last
+            self._ended = True
+        return [RawBatch(self._name, offsets, values, final=self._ended)]
 
     def snapshot(self) -> tuple[int, int]:
         return (self._position, self._line)

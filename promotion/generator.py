@@ -82,7 +82,7 @@ Arrival order, duplicates, bad records
   epoch ms, impossible date "2026-02-30..."); invalid_value (user_id "",
   quantity 0 or negative, negative price); oversized (a valid add_to_cart
   with a "padding" field making the line > 64 KiB, < 2 % of bad records).
-  Lines never contain "\n" or "\r".
+  Lines never contain "\\n" or "\\r".
 * Independent random streams are used for traffic, timestamp formatting,
   disorder, duplicates and bad records: for a given seed/users/events/...
   the multiset of valid ("ok") lines does not depend on ``max_disorder_ms``,
@@ -269,6 +269,17 @@ def format_rfc3339(ts_ms: int, offset_minutes: int = 0, suffix: str = "+00:00") 
 
 # --------------------------------------------------------------------------
 # session scripts
+
+_M64 = (1 << 64) - 1
+
+
+def _affinity(salt: int, u: int) -> float:
+    """Seeded per-user probability that a session is a buyer's (0.08 .. 0.48)."""
+    h = ((u + salt) * 0x9E3779B97F4A7C15) & _M64  # splitmix64 finaliser
+    h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _M64
+    h ^= h >> 31
+    return 0.08 + 0.4 * ((h & 0xFFFFFFFF) / 4294967296.0) * ((h >> 32) / 4294967296.0)
 
 
 def _make_session(r, prod, qty, buyer_affinity: float) -> list[tuple[int, int, int]]:
@@ -465,10 +476,9 @@ def _core(cfg: GeneratorConfig) -> Iterator[tuple[bytes, str]]:
     bad_rate = cfg.bad_rate
 
     catalog = _catalog(n_products)
-    uids = [f"u{i:06d}" for i in range(n_users)]
-    # per-user share of buyer sessions
-    ur = random.Random(f"users:{seed}").random
-    affinity = [0.08 + 0.4 * ur() * ur() for _ in range(n_users)]
+    # per-user share of buyer sessions: a seeded hash of the user index, so
+    # nothing is materialised per user (benchmarks use millions of users)
+    user_salt = random.Random(f"users:{seed}").getrandbits(64)
 
     # intra-session gap: log-uniform in [lo, hi]; idle: log-uniform [1.5, 10] * gap
     hi = min(120_000.0, 0.4 * gap)
@@ -519,10 +529,18 @@ def _core(cfg: GeneratorConfig) -> Iterator[tuple[bytes, str]]:
     # "idle" with a random remaining idle time spread over one mean cycle.
     start_ms = cfg.start_ms
     mean_cycle = 6.3 * mean_intra + mean_idle
-    warmup = int(min(2.0 * 6.3 * mean_intra, n_events / rate_per_ms))
+    warmup = int(min(6.3 * mean_intra, n_events / rate_per_ms))  # ~ one mean session
     next_start = start_ms - warmup
-    avail: list = [(next_start + int(rnd() * mean_cycle), u) for u in range(n_users)]
-    avail.sort()                # (time the user may start a new session, user index)
+    # Initial idle ends are spread evenly over one cycle, in the order of a
+    # seeded permutation k -> (perm_a * k + perm_b) % n_users (lazy, O(1) memory).
+    first_free = next_start
+    cycle = max(1, int(mean_cycle))
+    perm_a = 1 + int(rnd() * (n_users - 1))
+    while math.gcd(perm_a, n_users) != 1:
+        perm_a += 1
+    perm_b = int(rnd() * n_users)
+    k_init = 0                  # users [0, k_init) of the permutation have been released
+    avail: list = []            # (time the user may start a new session, user index)
     pool: list[int] = []        # users idle long enough
     seq = 0
     n = 0
@@ -536,6 +554,9 @@ def _core(cfg: GeneratorConfig) -> Iterator[tuple[bytes, str]]:
         if not bucket_ids or next_start < (bucket_ids[0] + 1) * width:
             # ---- start a session
             t = next_start
+            while k_init < n_users and first_free + k_init * cycle // n_users <= t:
+                pool.append((perm_a * k_init + perm_b) % n_users)
+                k_init += 1
             while avail and avail[0][0] <= t:
                 pool.append(heappop(avail)[1])
             if pool:
@@ -544,8 +565,14 @@ def _core(cfg: GeneratorConfig) -> Iterator[tuple[bytes, str]]:
                 pool[i] = pool[-1]
                 pool.pop()
             else:  # pool exhausted: rate capped by the users' realism
-                t, u = heappop(avail)
-            script = _make_session(rnd, prod, qty, affinity[u])
+                t_init = (first_free + k_init * cycle // n_users if k_init < n_users
+                          else None)
+                if t_init is None or (avail and avail[0][0] <= t_init):
+                    t, u = heappop(avail)
+                else:
+                    t, u = t_init, (perm_a * k_init + perm_b) % n_users
+                    k_init += 1
+            script = _make_session(rnd, prod, qty, _affinity(user_salt, u))
             ts = t
             for code, p, q in script:
                 b = ts // width
@@ -555,7 +582,7 @@ def _core(cfg: GeneratorConfig) -> Iterator[tuple[bytes, str]]:
                     heappush(bucket_ids, b)
                 lst.append((ts, seq, u, code, p, q))
                 seq += 1
-                ts += int(lo * exp(rnd() * log_intra))
+                ts += int(lo * exp(rnd() * log_intra)) or 1
             # ts is now past the last event by one intra gap; idle >= 1.5 gap on top
             heappush(avail, (ts + int(idle_lo * exp(rnd() * log_idle)), u))
             next_start = t + max(1, int(-len(script) / rate_per_ms * log(1.0 - rnd())))
@@ -594,10 +621,10 @@ def _core(cfg: GeneratorConfig) -> Iterator[tuple[bytes, str]]:
                             f'"{_date_str(day)}T{hm // 60:02d}:{hm % 60:02d}:')
                     tsj = f'{pre}{sec_ms[sms]}{suffix}"'
             if p >= 0:
-                line = (f'{{"event_id":"e{n:010d}","user_id":"{uids[u]}",{type_frag[code]}'
+                line = (f'{{"event_id":"e{n:010d}","user_id":"u{u:06d}",{type_frag[code]}'
                         f'{tsj}{src_frag[code]}{prod_frag[p]}{qty_frag[q]}}}').encode()
             else:
-                line = (f'{{"event_id":"e{n:010d}","user_id":"{uids[u]}",{type_frag[code]}'
+                line = (f'{{"event_id":"e{n:010d}","user_id":"u{u:06d}",{type_frag[code]}'
                         f'{tsj}{src_frag[code]}}}').encode()
             n += 1
 
@@ -618,7 +645,7 @@ def _core(cfg: GeneratorConfig) -> Iterator[tuple[bytes, str]]:
                 if dup_rate and dup_r() < dup_rate:
                     yield line, "duplicate"
             if bad_rate and bad_r() < bad_rate:
-                yield _bad_record(bad_r, n_bad, uids[u], ts, catalog)
+                yield _bad_record(bad_r, n_bad, f"u{u:06d}", ts, catalog)
                 n_bad += 1
 
     while out_heap:

@@ -1,19 +1,60 @@
-"""JSON records for the side outputs: rejected input (dead letters) and late events."""
+"""Output records: notifications, dead letters (rejected input) and late events.
+
+Each is an `OutRecord` (key, value, headers) so the same stream can go to a Kafka topic (key and
+headers used) or to a JSON-lines file (value only).
+"""
 
 from __future__ import annotations
 
 import base64
+from typing import NamedTuple
 
 import orjson
 
-from promotion.events import event_to_dict
+from promotion.events import USER_ID, event_to_dict
 from promotion.routing import RejectedRecord
 from promotion.shard import LateEvent
 from promotion.timefmt import format_ms
 
 
-def encode_rejected(partition: str, offset: int, record: RejectedRecord) -> bytes:
-    """A dead-letter line: the reason, where the record came from, and the record itself."""
+class OutRecord(NamedTuple):
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def notification_record(notification: dict) -> OutRecord:
+    """Keyed by user, the deterministic id also in a header for consumers that dedupe."""
+    return OutRecord(
+        notification["user_id"].encode("utf-8"),
+        orjson.dumps(notification),
+        [("notification_id", notification["notification_id"].encode("ascii"))],
+    )
+
+
+def _dead_letter_headers(partition: str, offset: int, record: RejectedRecord) -> list[tuple[str, bytes]]:
+    reason, detail, field = record.rejection
+    topic, _, number = partition.rpartition("/")
+    headers = [
+        ("dlq.reason", reason.encode()),
+        ("dlq.detail", detail.encode("utf-8", "replace")),
+        ("dlq.source.partition", partition.encode("utf-8")),
+        ("dlq.source.offset", str(offset).encode()),
+    ]
+    if topic and number.isdigit():
+        headers += [("dlq.source.topic", topic.encode("utf-8")), ("dlq.source.kafka_partition", number.encode())]
+    if field:
+        headers.append(("dlq.field", field.encode()))
+    return headers
+
+
+def dead_letter_raw(partition: str, offset: int, record: RejectedRecord) -> OutRecord:
+    """For a dead-letter topic: the original bytes untouched, the reason and origin in headers."""
+    return OutRecord(None, record.raw, _dead_letter_headers(partition, offset, record))
+
+
+def dead_letter_line(partition: str, offset: int, record: RejectedRecord) -> OutRecord:
+    """For a file: one JSON line carrying the reason, the origin and the record itself."""
     reason, detail, field = record.rejection
     out: dict[str, object] = {
         "kind": "rejected",
@@ -27,12 +68,12 @@ def encode_rejected(partition: str, offset: int, record: RejectedRecord) -> byte
         out["raw"] = record.raw.decode("utf-8")
     except UnicodeDecodeError:
         out["raw_base64"] = base64.b64encode(record.raw).decode("ascii")
-    return orjson.dumps(out)
+    return OutRecord(None, orjson.dumps(out), _dead_letter_headers(partition, offset, record))
 
 
-def encode_late(late: LateEvent) -> bytes:
-    """A late-event line: the normalised event and how far behind the watermark it was."""
-    return orjson.dumps(
+def late_record(late: LateEvent) -> OutRecord:
+    """A late event: the normalised event and how far behind the watermark it was."""
+    value = orjson.dumps(
         {
             "kind": "late",
             "reason": "late",
@@ -42,3 +83,4 @@ def encode_late(late: LateEvent) -> bytes:
             "partition": late.partition,
         }
     )
+    return OutRecord(late.event[USER_ID].encode("utf-8"), value, [("reason", b"late")])

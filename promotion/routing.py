@@ -25,6 +25,7 @@ class ShardBatch(NamedTuple):
     events: list[tuple]  # plain event tuples, in partition order
     highs_before: list[int]  # per event: highest ts among the batch's earlier records
     batch_high: int  # highest ts in the whole batch (NO_TIME if none)
+    final: bool = False  # last batch of its partition
 
 
 class RejectedRecord(NamedTuple):
@@ -56,6 +57,7 @@ def decode_batch(
     values: Sequence[bytes],
     keys: Sequence[str],
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    final: bool = False,
 ) -> DecodedBatch:
     """Decode a partition batch and split it by shard, keeping partition order."""
     n_shards = len(keys)
@@ -77,6 +79,7 @@ def decode_batch(
         if decoded.ts > high:
             high = decoded.ts
     work = [
-        (key, ShardBatch(partition, per_shard[i], highs[i], high)) for i, key in enumerate(keys)
+        (key, ShardBatch(partition, per_shard[i], highs[i], high, final))
+        for i, key in enumerate(keys)
     ]
     return DecodedBatch(work, rejected, len(values) - len(rejected), type_counts)

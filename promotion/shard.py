@@ -74,6 +74,7 @@ class SessionShard:
         highs_before: Sequence[int],
         batch_high: int,
         now_ms: int,
+        final: bool = False,
     ) -> ShardResult:
         """Process this shard's events from one batch of one input partition, in partition order.
 
@@ -118,7 +119,7 @@ class SessionShard:
             wm.value = value
             if high > wm.high.get(partition, NO_TIME):
                 wm.high[partition] = high
-        wm.end_batch(partition, batch_high, now_ms)
+        wm.end_batch(partition, batch_high, now_ms, final)
         self._fire_timers(closed)
         return ShardResult(closed, late, duplicates)
 

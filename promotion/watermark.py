@@ -23,7 +23,7 @@ NO_TIME: Final = -(2**62)
 class Watermark:
     """The event-time clock of one shard."""
 
-    __slots__ = ("lateness_ms", "idle_timeout_ms", "high", "seen", "value")
+    __slots__ = ("lateness_ms", "idle_timeout_ms", "high", "seen", "value", "finished")
 
     def __init__(
         self,
@@ -43,6 +43,8 @@ class Watermark:
         #: Wall-clock ms at which each partition was last heard from. Not persisted: after a
         #: restart every partition gets a fresh idle timeout.
         self.seen: dict[str, int] = {p: now_ms for p in self.high}
+        #: Partitions that reported their end (bounded input): they never hold the watermark.
+        self.finished: set[str] = set()
         self.value = value
 
     def floor_excluding(self, partition: str, now_ms: int) -> int:
@@ -50,13 +52,18 @@ class Watermark:
         floor = 2**62
         limit = now_ms - self.idle_timeout_ms
         seen = self.seen
+        finished = self.finished
         for name, high in self.high.items():
-            if name != partition and seen[name] > limit and high < floor:
+            if name != partition and seen[name] > limit and high < floor and name not in finished:
                 floor = high
         return floor
 
-    def end_batch(self, partition: str, batch_high: int, now_ms: int) -> None:
+    def end_batch(self, partition: str, batch_high: int, now_ms: int, final: bool = False) -> None:
         """Record a partition's progress after one of its batches, and advance."""
+        if final:
+            self.finished.add(partition)
+        else:
+            self.finished.discard(partition)
         if batch_high > self.high.get(partition, NO_TIME):
             self.high[partition] = batch_high
         elif partition not in self.high:
@@ -69,7 +76,11 @@ class Watermark:
         if not self.high:
             return
         limit = now_ms - self.idle_timeout_ms
-        active = [high for name, high in self.high.items() if self.seen[name] > limit]
+        active = [
+            high
+            for name, high in self.high.items()
+            if self.seen[name] > limit and name not in self.finished
+        ]
         if active:
             floor = min(active)
             if floor == NO_TIME:

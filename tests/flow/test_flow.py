@@ -52,7 +52,7 @@ class Outputs:
         self.late: list = []
 
     def lines(self, name: str) -> list[bytes]:
-        return [line for _key, lines in getattr(self, name) for line in lines]
+        return [record.value for _key, records in getattr(self, name) for record in records]
 
     def decoded(self, name: str) -> list[dict]:
         return [orjson.loads(line) for line in self.lines(name)]

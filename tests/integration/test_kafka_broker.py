@@ -10,6 +10,8 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
+pytestmark = pytest.mark.kafka
+
 
 def test_produce_consume_roundtrip(kafka_bootstrap: str, topic_factory: Callable[..., str]) -> None:
     topic = topic_factory(4)

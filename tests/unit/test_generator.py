@@ -451,6 +451,19 @@ def test_bad_records_cover_every_reason_and_match_a_reference_validator():
     assert tags["oversized"] * 50 <= bad
 
 
+def test_truth_tags_match_the_project_decoder():
+    decoding = pytest.importorskip("promotion.decoding")
+    cfg = GeneratorConfig(events=6_000, users=200, bad_rate=0.5, duplicate_rate=0.05,
+                          max_disorder_ms=5_000, seed=21)
+    seen = set()
+    for line, tag in generate_with_truth(cfg):
+        result = decoding.decode_event(line)
+        got = result.reason if isinstance(result, decoding.Rejection) else "ok"
+        assert got == ("ok" if tag == "duplicate" else tag), (tag, result, line[:200])
+        seen.add(tag)
+    assert set(REJECTION_REASONS) <= seen
+
+
 def test_not_json_includes_invalid_utf8_and_truncation():
     cfg = GeneratorConfig(events=3_000, users=50, bad_rate=0.5, seed=2)
     not_json = [l for l, t in generate_with_truth(cfg) if t == "not_json"]
@@ -502,3 +515,13 @@ def test_module_is_pure():
     source = pathlib.Path(mod.__file__).read_text()
     for forbidden in (".now(", ".today(", "utcnow", "time.time", "os.environ", "getenv"):
         assert forbidden not in source
+
+
+@pytest.mark.parametrize("gap_ms", [10, 1_000])
+def test_tiny_gap_still_strictly_increasing_per_user(gap_ms):
+    cfg = GeneratorConfig(events=2_000, users=10, gap_ms=gap_ms, rate_per_s=1.0)
+    for sessions in sessions_by_user(valid_events(cfg), gap_ms).values():
+        evs = sum(sessions, [])
+        for a, b in zip(evs, evs[1:]):
+            g = b["_ms"] - a["_ms"]
+            assert 0 < g and (g <= max(1, 0.4 * gap_ms) or g >= 1.5 * gap_ms)

@@ -69,6 +69,13 @@ def test_idle_partition_stops_holding_back() -> None:
     assert shard.users == {"x": shard.users["x"]}
 
 
+def test_finished_partition_stops_holding_back() -> None:
+    shard = SessionShard(SessionConfig(gap_ms=GAP, lateness_ms=0), ["a", "b"], now_ms=0)
+    shard.on_batch("b", [], [], NO_TIME, 0, final=True)  # b ended without a single valid event
+    feed(shard, "a", [ev(0), ev(5_000, "x")])
+    assert shard.watermark.value == 5_000 and "u" not in shard.users
+
+
 def test_all_idle_input_advances_by_wall_clock() -> None:
     config = SessionConfig(gap_ms=5_000, lateness_ms=100, idle_timeout_ms=2_000)
     shard = SessionShard(config, ["a"], now_ms=0)

@@ -1,0 +1,169 @@
+"""Kafka source and sinks.
+
+The source yields one `RawBatch` per poll of one Kafka partition (partition name `topic/N`); its
+offset lives in Bytewax's snapshots, so the consumer group id is not used for progress. The sink
+produces with acks=all and idempotence, waits for every delivery report of a batch, and raises if
+any failed: a crash is replayed from recovery, a silent loss is not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from dataflows import metrics
+from dataflows.sources import RawBatch
+from promotion.records import OutRecord
+
+log = logging.getLogger(__name__)
+
+#: After an empty poll, wait this long before the next one instead of spinning.
+IDLE_POLL = timedelta(milliseconds=20)
+
+
+class KafkaUnavailable(RuntimeError):
+    """The brokers could not be reached, or a topic is missing."""
+
+
+def list_partitions(config: dict[str, Any], topics: Sequence[str], timeout: float = 15.0) -> list[str]:
+    """`topic/N` for every partition of every topic; fails fast with a clear message."""
+    admin = AdminClient(config)
+    names = []
+    for topic in topics:
+        try:
+            metadata = admin.list_topics(topic, timeout=timeout)
+        except KafkaException as error:
+            raise KafkaUnavailable(f"cannot reach Kafka at {config.get('bootstrap.servers')}: {error}") from None
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None or not info.partitions:
+            reason = info.error.str() if info is not None and info.error is not None else "no partitions"
+            raise KafkaUnavailable(f"Kafka topic {topic!r} is not usable: {reason}")
+        names += [f"{topic}/{n}" for n in sorted(info.partitions)]
+    return names
+
+
+class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
+    def __init__(self, name: str, config: dict[str, Any], start: int, batch_size: int,
+                 stop_at_end: bool, resume: int | None) -> None:
+        topic, _, number = name.rpartition("/")
+        self._name = name
+        self._offset = start if resume is None else resume
+        consumer_config = dict(config)
+        consumer_config["enable.partition.eof"] = stop_at_end
+        self._consumer = Consumer(consumer_config)
+        self._consumer.assign([TopicPartition(topic, int(number), self._offset)])
+        self._batch_size = batch_size
+        self._stop_at_end = stop_at_end
+        self._eof = False
+        self._awake: datetime | None = None
+
+    def next_batch(self) -> list[RawBatch]:
+        if self._eof:
+            raise StopIteration()
+        self._awake = None
+        messages = self._consumer.consume(self._batch_size, 0)
+        offsets: list[int] = []
+        values: list[bytes] = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    self._eof = True
+                    break
+                if error.fatal() or not error.retriable():
+                    raise RuntimeError(f"consuming {self._name} failed: {error}")
+                log.warning("transient error consuming %s: %s", self._name, error)
+                metrics.SOURCE_ERRORS.labels(error.name()).inc()
+                continue
+            offsets.append(message.offset())
+            values.append(message.value() or b"")
+        if offsets:
+            self._offset = offsets[-1] + 1
+        if offsets or self._eof:
+            return [RawBatch(self._name, offsets, values, final=self._eof)]
+        self._awake = datetime.now(timezone.utc) + IDLE_POLL
+        return []
+
+    def next_awake(self) -> datetime | None:
+        return self._awake
+
+    def snapshot(self) -> int:
+        return self._offset
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class KafkaInput(FixedPartitionedSource[RawBatch, int]):
+    """Every partition of the given topics; one Bytewax input partition per Kafka partition."""
+
+    def __init__(self, config: dict[str, Any], partitions: Sequence[str], *, start_at_end: bool = False,
+                 batch_size: int = 2_000, stop_at_end: bool = False) -> None:
+        self._config = config
+        self._partitions = list(partitions)
+        self._start = OFFSET_END if start_at_end else OFFSET_BEGINNING
+        self._batch_size = batch_size
+        self._stop_at_end = stop_at_end
+
+    def list_parts(self) -> list[str]:
+        return self._partitions
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _KafkaPartition:
+        return _KafkaPartition(for_part, self._config, self._start, self._batch_size,
+                               self._stop_at_end, resume_state)
+
+
+class DeliveryFailed(RuntimeError):
+    """Kafka did not acknowledge records: the run stops so recovery replays them."""
+
+
+class _ProducerPartition(StatelessSinkPartition[tuple[str, list[OutRecord]]]):
+    def __init__(self, topic: str, config: dict[str, Any], flush_timeout: float) -> None:
+        self._topic = topic
+        self._producer = Producer(config)
+        self._flush_timeout = flush_timeout
+        self._failures: list[str] = []
+
+    def _on_delivery(self, error: KafkaError | None, _message: object) -> None:
+        if error is not None:
+            self._failures.append(str(error))
+
+    def write_batch(self, items: list[tuple[str, list[OutRecord]]]) -> None:
+        produce = self._producer.produce
+        for _key, records in items:
+            for record in records:
+                while True:
+                    try:
+                        produce(self._topic, record.value, record.key, headers=record.headers,
+                                on_delivery=self._on_delivery)
+                        break
+                    except BufferError:  # local queue full: let deliveries drain
+                        self._producer.poll(0.1)
+        remaining = self._producer.flush(self._flush_timeout)
+        if remaining:
+            self._failures.append(f"{remaining} records not acknowledged within {self._flush_timeout}s")
+        if self._failures:
+            metrics.SINK_FAILURES.labels(self._topic).inc(len(self._failures))
+            raise DeliveryFailed(f"delivery to Kafka topic {self._topic!r} failed: {self._failures[0]}")
+
+    def close(self) -> None:
+        self._producer.flush(self._flush_timeout)
+
+
+class KafkaOutput(DynamicSink[tuple[str, list[OutRecord]]]):
+    """A topic, written by every worker with its own idempotent producer."""
+
+    def __init__(self, topic: str, config: dict[str, Any], flush_timeout: float = 30.0) -> None:
+        self._topic = topic
+        self._config = {**config, "acks": "all", "enable.idempotence": True}
+        self._flush_timeout = flush_timeout
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _ProducerPartition:
+        return _ProducerPartition(self._topic, self._config, self._flush_timeout)
