@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -59,6 +60,37 @@ def _rules_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recovery_init(args: argparse.Namespace) -> int:
+    from bytewax.recovery import init_db_dir
+
+    directory: Path = args.directory
+    if directory.exists() and any(directory.glob("part-*.sqlite3")):
+        print(f"{directory} already holds recovery partitions; their number is fixed", file=sys.stderr)
+        return 1
+    directory.mkdir(parents=True, exist_ok=True)
+    init_db_dir(directory, args.partitions)
+    print(f"created {args.partitions} recovery partitions in {directory}")
+    return 0
+
+
+def _recovery_backup(args: argparse.Namespace) -> int:
+    """Copy each SQLite partition with SQLite's online backup API: consistent while running."""
+    parts = sorted(args.directory.glob("part-*.sqlite3"))
+    if not parts:
+        print(f"no recovery partitions in {args.directory}", file=sys.stderr)
+        return 1
+    args.destination.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        source = sqlite3.connect(f"file:{part}?mode=ro", uri=True)
+        target = sqlite3.connect(args.destination / part.name)
+        with target:
+            source.backup(target)
+        source.close()
+        target.close()
+    print(f"backed up {len(parts)} partitions to {args.destination}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="promotions", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
@@ -81,6 +113,17 @@ def parser() -> argparse.ArgumentParser:
     check = rules_commands.add_parser("check", help="validate a rules file and summarise it")
     check.add_argument("file", type=Path)
     check.set_defaults(run=_rules_check)
+
+    recovery = commands.add_parser("recovery", help="the Bytewax recovery store")
+    recovery_commands = recovery.add_subparsers(dest="recovery_command", required=True)
+    init = recovery_commands.add_parser("init", help="create the recovery partitions (once)")
+    init.add_argument("directory", type=Path)
+    init.add_argument("partitions", type=int, help="fixed for the life of the store")
+    init.set_defaults(run=_recovery_init)
+    backup = recovery_commands.add_parser("backup", help="copy a (running) store consistently")
+    backup.add_argument("directory", type=Path)
+    backup.add_argument("destination", type=Path)
+    backup.set_defaults(run=_recovery_backup)
     return top
 
 

@@ -89,12 +89,14 @@ def build_flow(
     tick_ms = round(settings.tick_seconds * 1000)
     max_bytes = settings.max_event_bytes
     partitions = list(wiring.partitions)
+    metrics.RULES.info({"version": rules.version})
 
     def decode(batch: RawBatch) -> DecodedBatch:
         decoded = decode_batch(batch.partition, batch.values, keys, max_bytes, batch.final)
-        metrics.RECORDS.labels(batch.partition).inc(len(batch.values))
+        topic = metrics.topic_of(batch.partition)
+        metrics.RECORDS.labels(topic).inc(len(batch.values))
         for kind, count in decoded.type_counts.items():
-            metrics.EVENTS.labels(kind).inc(count)
+            metrics.EVENTS.labels(topic, kind).inc(count)
         for record in decoded.rejected:
             metrics.REJECTED.labels(record.rejection.reason).inc()
         return decoded

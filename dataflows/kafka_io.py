@@ -58,7 +58,9 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         consumer_config = dict(config)
         consumer_config["enable.partition.eof"] = stop_at_end
         self._consumer = Consumer(consumer_config)
-        self._consumer.assign([TopicPartition(topic, int(number), self._offset)])
+        self._assigned = TopicPartition(topic, int(number), self._offset)
+        self._consumer.assign([self._assigned])
+        self._lag = metrics.INPUT_LAG.labels(topic, number)
         self._batch_size = batch_size
         self._stop_at_end = stop_at_end
         self._eof = False
@@ -86,6 +88,9 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
             values.append(message.value() or b"")
         if offsets:
             self._offset = offsets[-1] + 1
+            _low, high = self._consumer.get_watermark_offsets(self._assigned, cached=True)
+            if high >= 0:
+                self._lag.set(max(0, high - self._offset))
         if offsets or self._eof:
             return [RawBatch(self._name, offsets, values, final=self._eof)]
         self._awake = datetime.now(timezone.utc) + IDLE_POLL

@@ -9,6 +9,7 @@ from typing import NamedTuple
 from bytewax.operators import StatefulBatchLogic
 
 from dataflows import metrics
+from promotion.facts import COUNT, END, START
 from promotion.pipeline import notifications_for
 from promotion.records import OutRecord, late_record, notification_record
 from promotion.routing import ShardBatch
@@ -45,6 +46,7 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
         self._tick_ms = tick_ms
         self._next_tick = now + tick_ms
         self._reported_open = 0
+        self._name = f"shard@{id(self):x}"
 
     def on_batch(self, values: list[ShardBatch]) -> tuple[Iterable[ShardOutput], bool]:
         now = self._clock()
@@ -60,15 +62,15 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
             duplicates += result.duplicates
         if duplicates:
             metrics.DUPLICATES.inc(duplicates)
-        return self._emit(closed, late), self.RETAIN
+        return self._emit(closed, late, now), self.RETAIN
 
     def on_notify(self) -> tuple[Iterable[ShardOutput], bool]:
         now = self._clock()
         self._next_tick = now + self._tick_ms
-        return self._emit(self.shard.on_tick(now), []), self.RETAIN
+        return self._emit(self.shard.on_tick(now), [], now), self.RETAIN
 
     def on_eof(self) -> tuple[Iterable[ShardOutput], bool]:
-        return self._emit(self.shard.on_eof(), []), self.RETAIN
+        return self._emit(self.shard.on_eof(), [], self._clock()), self.RETAIN
 
     def notify_at(self) -> datetime | None:
         if not self.shard.open_users:
@@ -78,17 +80,25 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
     def snapshot(self) -> bytes:
         return self.shard.snapshot()
 
-    def _emit(self, closed: list[ClosedSession], late: list[LateEvent]) -> list[ShardOutput]:
-        open_users = self.shard.open_users
+    def _emit(self, closed: list[ClosedSession], late: list[LateEvent], now: int) -> list[ShardOutput]:
+        shard = self.shard
+        open_users = shard.open_users
         if open_users != self._reported_open:
-            metrics.OPEN_USERS.inc(open_users - self._reported_open)
+            metrics.OPEN_SESSIONS.inc(open_users - self._reported_open)
             self._reported_open = open_users
+        metrics.record_watermark(self._name, shard.watermark.value)
+        if shard.opened:
+            metrics.SESSIONS_OPENED.inc(shard.opened)
+            shard.opened = 0
         if late:
             metrics.LATE.inc(len(late))
         if not closed and not late:
             return []
-        for _user, _acc, reason in closed:
+        for _user, acc, reason in closed:
             metrics.SESSIONS_CLOSED.labels(reason).inc()
+            metrics.SESSION_DURATION.observe((acc[END] - acc[START]) / 1000)
+            metrics.SESSION_EVENTS.observe(acc[COUNT])
+            metrics.NOTIFICATION_LATENCY.labels(reason).observe(max(0, now - acc[END]) / 1000)
         notifications = notifications_for(closed, self._rules)
         for n in notifications:
             metrics.NOTIFICATIONS.labels(n["action"], n["rule"], n["rules_version"]).inc()

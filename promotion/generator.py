@@ -526,7 +526,8 @@ def _core(cfg: GeneratorConfig) -> Iterator[tuple[bytes, str]]:
     # Steady state from the first event on: the session process starts a
     # warm-up before start_ms (events before start_ms are dropped, so the
     # stream opens with sessions already in progress) and every user begins
-    # "idle" with a random remaining idle time spread over one mean cycle.
+    # "idle", the ends of these initial idle times being spread evenly over
+    # one mean cycle in a seeded random order of the users.
     start_ms = cfg.start_ms
     mean_cycle = 6.3 * mean_intra + mean_idle
     warmup = int(min(6.3 * mean_intra, n_events / rate_per_ms))  # ~ one mean session

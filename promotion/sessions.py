@@ -59,13 +59,16 @@ def add_event(user: list, event: tuple) -> bool:
     return True
 
 
-def settle(user: list, watermark: int, gap_ms: int) -> None:
-    """Fold pending events below the watermark into settled sessions, in event-time order."""
+def settle(user: list, watermark: int, gap_ms: int) -> int:
+    """Fold pending events below the watermark into settled sessions, in event-time order.
+
+    Returns how many sessions this started.
+    """
     pending: list = user[PENDING]
     if not pending or pending[0][TS] >= watermark:
-        return
+        return 0
     settled: list = user[SETTLED]
-    n = 0
+    n = opened = 0
     for event in pending:
         if event[TS] >= watermark:
             break
@@ -75,7 +78,9 @@ def settle(user: list, watermark: int, gap_ms: int) -> None:
             fold(last, event)
         else:
             settled.append(new_accumulator(event))
+            opened += 1
     del pending[:n]
+    return opened
 
 
 def close_ready(user: list, watermark: int, gap_ms: int, out: list, user_id: str) -> None:
@@ -119,9 +124,12 @@ def deadline(user: list, gap_ms: int) -> int | None:
     return end + gap_ms
 
 
-def flush(user: list, watermark: int, gap_ms: int, out: list, user_id: str) -> None:
-    """Close everything at end of input: logout and proven gaps keep their reason, the rest is eof."""
-    settle(user, watermark=2**63, gap_ms=gap_ms)
+def flush(user: list, watermark: int, gap_ms: int, out: list, user_id: str) -> int:
+    """Close everything at end of input: logout and proven gaps keep their reason, the rest is eof.
+
+    Returns how many sessions settling the last pending events started.
+    """
+    opened = settle(user, watermark=2**63, gap_ms=gap_ms)
     settled: list = user[SETTLED]
     last = len(settled) - 1
     for i, acc in enumerate(settled):
@@ -133,3 +141,4 @@ def flush(user: list, watermark: int, gap_ms: int, out: list, user_id: str) -> N
             reason = EOF
         out.append(ClosedSession(user_id, acc, reason))
     settled.clear()
+    return opened

@@ -64,6 +64,8 @@ class SessionShard:
         )
         self.users: dict[str, list] = {}
         self._timers: list[tuple[int, str]] = []
+        #: Sessions started since the caller last reset this (for metrics).
+        self.opened = 0
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -113,7 +115,7 @@ class SessionShard:
                 if not sessions.add_event(user, event):
                     duplicates += 1
                     continue
-                sessions.settle(user, value, gap)
+                self.opened += sessions.settle(user, value, gap)
                 sessions.close_ready(user, value, gap, closed, user_id)
                 self._reschedule(user_id, user, timers)
             wm.value = value
@@ -134,7 +136,9 @@ class SessionShard:
         """End of a bounded input: close every open session."""
         closed: list[ClosedSession] = []
         for user_id in sorted(self.users):
-            sessions.flush(self.users[user_id], self.watermark.value, self.config.gap_ms, closed, user_id)
+            self.opened += sessions.flush(
+                self.users[user_id], self.watermark.value, self.config.gap_ms, closed, user_id
+            )
         self.users.clear()
         self._timers.clear()
         return closed
@@ -168,7 +172,7 @@ class SessionShard:
             user = users.get(user_id)
             if user is None or user[sessions.DEADLINE] != due:
                 continue  # stale entry
-            sessions.settle(user, value, gap)
+            self.opened += sessions.settle(user, value, gap)
             sessions.close_ready(user, value, gap, closed, user_id)
             user[sessions.DEADLINE] = sessions.UNSCHEDULED
             self._reschedule(user_id, user, timers)

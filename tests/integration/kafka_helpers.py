@@ -19,9 +19,12 @@ def produce(bootstrap: str, topic: str, values: Sequence[bytes], partitions: int
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
                          "linger.ms": 5})
     for i, value in enumerate(values):
-        producer.produce(topic, value, partition=i % partitions)
-        if i % 10_000 == 0:
-            producer.poll(0)
+        while True:
+            try:
+                producer.produce(topic, value, partition=i % partitions)
+                break
+            except BufferError:  # local queue full: wait for deliveries
+                producer.poll(0.05)
     assert producer.flush(60) == 0
 
 
