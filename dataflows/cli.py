@@ -8,8 +8,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import orjson
+
 from promotion.generator import GeneratorConfig, generate
+from promotion.replay import render, replay
 from promotion.rules import RulesError, load_rules
+from promotion.shard import SessionConfig
 
 
 def with_late_events(lines: Iterator[bytes], every: int, hold: int) -> Iterator[bytes]:
@@ -53,10 +57,37 @@ def _rules_check(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
         return 1
     rule_set = rules.rule_set
-    print(f"{args.file}: valid, version {rule_set.version!r}, {len(rule_set.rules)} rules")
-    for i, rule in enumerate(rule_set.rules):
-        condition = "always" if rule.when is None else "when " + rule.when.model_dump_json(exclude_none=True)
-        print(f"  {i + 1}. {rule.name}: {rule.action} ({rule.products_from}) {condition}")
+    print(f"{args.file}: valid, version {rule_set.version!r}, {len(rule_set.rules)} rules, "
+          f"{len(rule_set.variants)} variants")
+    arms = [("default", None, rule_set.rules)] + [(v.name, v.audience, v.rules) for v in rule_set.variants]
+    for name, audience, rule_list in arms:
+        if audience is not None:
+            print(f"variant {name}: {audience.percent}% of users from {audience.offset}% "
+                  f"(salt {audience.salt!r})")
+        for i, rule in enumerate(rule_list):
+            condition = "always" if rule.when is None else "when " + rule.when.model_dump_json(exclude_none=True)
+            extra = f" priority {rule.priority}" if rule.priority else ""
+            extra += f" audience {rule.audience.percent}%" if rule.audience else ""
+            print(f"  {i + 1}. {rule.name}: {rule.action} ({rule.products_from}){extra} {condition}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    try:
+        candidate, baseline = load_rules(args.rules), load_rules(args.baseline)
+    except RulesError as error:
+        print(error, file=sys.stderr)
+        return 1
+    config = SessionConfig(gap_ms=round(args.gap_seconds * 1000),
+                           lateness_ms=round(args.allowed_lateness_seconds * 1000),
+                           profile_ttl_ms=round(args.profile_ttl_days * 86_400_000))
+    with open(args.events, "rb") as events:
+        lines = (line.rstrip(b"\r\n") for line in events if line.strip())
+        report = replay(lines, config, baseline, candidate, shards=args.shards)
+    if args.json:
+        print(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(render(report))
     return 0
 
 
@@ -113,6 +144,17 @@ def parser() -> argparse.ArgumentParser:
     check = rules_commands.add_parser("check", help="validate a rules file and summarise it")
     check.add_argument("file", type=Path)
     check.set_defaults(run=_rules_check)
+
+    what_if = commands.add_parser("replay", help="compare two rule sets over recorded events")
+    what_if.add_argument("events", type=Path, help="JSON-lines events file")
+    what_if.add_argument("--rules", type=Path, required=True, help="candidate rules")
+    what_if.add_argument("--baseline", type=Path, required=True, help="current rules")
+    what_if.add_argument("--json", action="store_true", help="print the report as JSON")
+    what_if.add_argument("--gap-seconds", type=float, default=300.0)
+    what_if.add_argument("--allowed-lateness-seconds", type=float, default=10.0)
+    what_if.add_argument("--profile-ttl-days", type=float, default=30.0)
+    what_if.add_argument("--shards", type=int, default=64)
+    what_if.set_defaults(run=_replay)
 
     recovery = commands.add_parser("recovery", help="the Bytewax recovery store")
     recovery_commands = recovery.add_subparsers(dest="recovery_command", required=True)

@@ -14,6 +14,7 @@ from bytewax.outputs import Sink
 
 from dataflows import metrics
 from dataflows.session_step import Clock, ShardLogic, ShardOutput
+from dataflows.rules_watch import RulesWatcher
 from dataflows.kafka_io import KafkaInput, KafkaOutput, KafkaUnavailable, list_partitions
 from dataflows.settings import Settings, SettingsError, load_rules_or_exit
 from dataflows.sinks import sink_for
@@ -89,7 +90,8 @@ def build_flow(
     tick_ms = round(settings.tick_seconds * 1000)
     max_bytes = settings.max_event_bytes
     partitions = list(wiring.partitions)
-    metrics.RULES.info({"version": rules.version})
+    watched = settings.rules if settings.rules_watch else None
+    watcher = RulesWatcher(watched, round(settings.rules_poll_seconds * 1000), rules)
 
     def decode(batch: RawBatch) -> DecodedBatch:
         decoded = decode_batch(batch.partition, batch.values, keys, max_bytes, batch.final)
@@ -113,7 +115,7 @@ def build_flow(
         )
 
     def build_shard(resume: bytes | None) -> ShardLogic:
-        return ShardLogic(config, partitions, rules, clock, tick_ms, resume)
+        return ShardLogic(config, partitions, watcher, clock, tick_ms, resume)
 
     def lines(field: str):
         def pick(item: tuple[str, ShardOutput]) -> tuple[str, list[OutRecord]] | None:

@@ -92,3 +92,7 @@ def topic_of(partition: str) -> str:
     """`topic/3` -> `topic`; file partitions keep their name."""
     topic, _, number = partition.rpartition("/")
     return topic if topic and number.isdigit() else partition
+RULES_UPDATES = Counter(
+    "promotions_rules_updates", "Rules file changes seen, by result (applied or rejected)",
+    ["result"],
+)

@@ -9,12 +9,13 @@ from typing import NamedTuple
 from bytewax.operators import StatefulBatchLogic
 
 from dataflows import metrics
-from promotion.facts import COUNT, END, START
+from dataflows.rules_watch import RulesWatcher, compiled_from_document, digest_of
+from promotion.facts import SessionFacts
 from promotion.pipeline import notifications_for
 from promotion.records import OutRecord, late_record, notification_record
 from promotion.routing import ShardBatch
-from promotion.rules import CompiledRules
-from promotion.shard import ClosedSession, LateEvent, SessionConfig, SessionShard
+from promotion.rules import CompiledRules, dump_rules
+from promotion.shard import LateEvent, SessionConfig, SessionShard
 
 Clock = Callable[[], int]  # wall-clock epoch milliseconds
 
@@ -31,7 +32,7 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
         self,
         config: SessionConfig,
         partitions: Sequence[str],
-        rules: CompiledRules,
+        rules: RulesWatcher,
         clock: Clock,
         tick_ms: int,
         resume: bytes | None,
@@ -41,7 +42,14 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
             self.shard = SessionShard(config, partitions, now)
         else:
             self.shard = SessionShard.restore(config, partitions, now, resume)
-        self._rules = rules
+        self._watcher = rules
+        # After a resume, decide with the rules the shard had, until the watcher says otherwise.
+        if self.shard.rules_document is not None:
+            self._rules = compiled_from_document(self.shard.rules_document)
+            self._digest = digest_of(self._rules)
+        else:
+            self._digest, self._rules = rules.current(now)
+            self.shard.rules_document = dump_rules(self._rules.rule_set)
         self._clock = clock
         self._tick_ms = tick_ms
         self._next_tick = now + tick_ms
@@ -50,7 +58,8 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
 
     def on_batch(self, values: list[ShardBatch]) -> tuple[Iterable[ShardOutput], bool]:
         now = self._clock()
-        closed: list[ClosedSession] = []
+        self._follow_rules(now)
+        closed: list[SessionFacts] = []
         late: list[LateEvent] = []
         duplicates = 0
         for work in values:
@@ -67,6 +76,7 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
     def on_notify(self) -> tuple[Iterable[ShardOutput], bool]:
         now = self._clock()
         self._next_tick = now + self._tick_ms
+        self._follow_rules(now)
         return self._emit(self.shard.on_tick(now), [], now), self.RETAIN
 
     def on_eof(self) -> tuple[Iterable[ShardOutput], bool]:
@@ -80,7 +90,13 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
     def snapshot(self) -> bytes:
         return self.shard.snapshot()
 
-    def _emit(self, closed: list[ClosedSession], late: list[LateEvent], now: int) -> list[ShardOutput]:
+    def _follow_rules(self, now: int) -> None:
+        digest, rules = self._watcher.current(now)
+        if digest != self._digest:
+            self._digest, self._rules = digest, rules
+            self.shard.rules_document = dump_rules(rules.rule_set)
+
+    def _emit(self, closed: list[SessionFacts], late: list[LateEvent], now: int) -> list[ShardOutput]:
         shard = self.shard
         open_users = shard.open_users
         if open_users != self._reported_open:
@@ -94,11 +110,12 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
             metrics.LATE.inc(len(late))
         if not closed and not late:
             return []
-        for _user, acc, reason in closed:
+        for facts in closed:
+            reason = facts.close_reason
             metrics.SESSIONS_CLOSED.labels(reason).inc()
-            metrics.SESSION_DURATION.observe((acc[END] - acc[START]) / 1000)
-            metrics.SESSION_EVENTS.observe(acc[COUNT])
-            metrics.NOTIFICATION_LATENCY.labels(reason).observe(max(0, now - acc[END]) / 1000)
+            metrics.SESSION_DURATION.observe(facts.duration_seconds)
+            metrics.SESSION_EVENTS.observe(facts.events)
+            metrics.NOTIFICATION_LATENCY.labels(reason).observe(max(0, now - facts.end) / 1000)
         notifications = notifications_for(closed, self._rules)
         for n in notifications:
             metrics.NOTIFICATIONS.labels(n["action"], n["rule"], n["rules_version"]).inc()

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     idle_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     tick_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
     rules: Path = DEFAULT_RULES_PATH
+    rules_watch: bool = True
+    rules_poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    profile_ttl_days: Annotated[float, Field(ge=0, le=3650)] = 30.0
     shards: Annotated[int, Field(ge=1, le=4096)] = 64
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 2_000
     max_event_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 65_536
@@ -131,6 +134,7 @@ class Settings(BaseSettings):
             gap_ms=round(self.gap_seconds * 1000),
             lateness_ms=round(self.allowed_lateness_seconds * 1000),
             idle_timeout_ms=round(self.idle_timeout_seconds * 1000),
+            profile_ttl_ms=round(self.profile_ttl_days * 86_400_000),
         )
 
 

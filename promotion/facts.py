@@ -26,6 +26,7 @@ from promotion.events import (
     TYPE,
     TYPE_INDEX,
 )
+from promotion.profiles import NO_PROFILE, ProfileFacts
 
 # Slots of an accumulator list.
 START: Final = 0  # ts of the first event
@@ -117,13 +118,16 @@ class SessionFacts:
     cart_value: float
     viewed_products: frozenset[str]
     viewed_categories: frozenset[str]
+    profile: ProfileFacts = NO_PROFILE  # the user's history before this session
 
     @property
     def duration_seconds(self) -> float:
         return (self.end - self.start) / 1000.0
 
 
-def session_facts(user_id: str, acc: list, close_reason: str) -> SessionFacts:
+def session_facts(
+    user_id: str, acc: list, close_reason: str, profile: ProfileFacts = NO_PROFILE
+) -> SessionFacts:
     """Freeze a closed session's accumulator into facts for the rules."""
     cart = dict(acc[CART] or {})
     prices = acc[PRICES] or {}
@@ -140,4 +144,5 @@ def session_facts(user_id: str, acc: list, close_reason: str) -> SessionFacts:
         cart_value=value,
         viewed_products=frozenset(acc[VIEWED] or ()),
         viewed_categories=frozenset(acc[CATEGORIES] or ()),
+        profile=profile,
     )

@@ -12,24 +12,25 @@ import uuid
 import orjson
 
 from promotion.facts import SessionFacts
-from promotion.rules import Decision
+from promotion.rules import DEFAULT_VARIANT, Decision
 from promotion.timefmt import format_ms
 
 
 def notification_id(facts: SessionFacts, decision: Decision, rules_version: str) -> str:
     """A UUID-formatted digest of the session's identity and the decision."""
-    key = "\x1f".join(
-        (
-            facts.user_id,
-            str(facts.start),
-            facts.first_event_id,
-            str(facts.end),
-            str(facts.events),
-            decision.action,
-            decision.rule,
-            rules_version,
-        )
-    )
+    parts = [
+        facts.user_id,
+        str(facts.start),
+        facts.first_event_id,
+        str(facts.end),
+        str(facts.events),
+        decision.action,
+        decision.rule,
+        rules_version,
+    ]
+    if decision.variant != DEFAULT_VARIANT:  # ids of the default variant predate variants
+        parts.append(decision.variant)
+    key = "\x1f".join(parts)
     digest = hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest()
     return str(uuid.UUID(bytes=digest))
 
@@ -42,6 +43,7 @@ def build_notification(facts: SessionFacts, decision: Decision, rules_version: s
         "products": decision.products,
         "rule": decision.rule,
         "rules_version": rules_version,
+        "variant": decision.variant,
         "session": {
             "start": format_ms(facts.start),
             "end": format_ms(facts.end),

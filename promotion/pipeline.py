@@ -11,18 +11,17 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from promotion.decoding import DEFAULT_MAX_EVENT_BYTES
-from promotion.facts import session_facts
+from promotion.facts import SessionFacts
 from promotion.notifications import build_notification
 from promotion.routing import DEFAULT_SHARDS, RejectedRecord, decode_batch, shard_keys
 from promotion.rules import CompiledRules
-from promotion.shard import ClosedSession, LateEvent, SessionConfig, SessionShard
+from promotion.shard import LateEvent, SessionConfig, SessionShard
 
 
-def notifications_for(closed: Iterable[ClosedSession], rules: CompiledRules) -> list[dict]:
+def notifications_for(closed: Iterable[SessionFacts], rules: CompiledRules) -> list[dict]:
     """Apply the rules to closed sessions; sessions the rules leave alone produce nothing."""
     out = []
-    for user_id, acc, reason in closed:
-        facts = session_facts(user_id, acc, reason)
+    for facts in closed:
         decision = rules.decide(facts)
         if decision is not None:
             out.append(build_notification(facts, decision, rules.version))
@@ -32,7 +31,7 @@ def notifications_for(closed: Iterable[ClosedSession], rules: CompiledRules) -> 
 @dataclass
 class OfflineResult:
     notifications: list[dict] = field(default_factory=list)
-    closed: list[ClosedSession] = field(default_factory=list)
+    closed: list[SessionFacts] = field(default_factory=list)
     late: list[LateEvent] = field(default_factory=list)
     rejected: list[RejectedRecord] = field(default_factory=list)
     duplicates: int = 0

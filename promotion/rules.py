@@ -1,12 +1,16 @@
 """Promotion rules as data: an ordered list, first match wins, validated before anything runs.
 
 A rules file (YAML or JSON) has a `version` (recorded in every notification) and `rules`, each with
-a `name`, an optional `when` condition, an `action` and which products to `promote`. Conditions are a
-small declarative vocabulary compiled to closures; nothing is ever `eval`ed.
+a `name`, an optional `when` condition, an `action`, which products to `promote`, an optional
+`priority` (higher first; file order breaks ties) and an optional `audience` (a stable slice of
+users). Optional `variants` run other rule lists for slices of users, for A/B tests; the variant
+is recorded in every notification. Conditions are a small declarative vocabulary compiled to
+closures; nothing is ever `eval`ed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import operator
 from collections.abc import Callable
 from pathlib import Path
@@ -61,7 +65,44 @@ FACTS: Final[dict[str, tuple[str, Callable[[SessionFacts], object]]]] = {
     "cart_product_ids": (SET, lambda f: f.cart.keys()),
     "viewed_products": (SET, lambda f: f.viewed_products),
     "viewed_categories": (SET, lambda f: f.viewed_categories),
+    # The user's history before this session (per-user profile with a TTL).
+    "profile_sessions": (NUMBER, lambda f: f.profile.sessions),
+    "profile_purchases_30d": (NUMBER, lambda f: f.profile.purchases_30d),
+    "profile_days_since_purchase": (NUMBER, lambda f: f.profile.days_since_purchase),
+    "profile_top_categories": (SET, lambda f: f.profile.top_categories),
 }
+
+DEFAULT_VARIANT: Final = "default"
+BUCKETS: Final = 10_000
+
+
+def bucket(user_id: str, salt: str) -> int:
+    """A user's stable bucket in [0, 10000): same in every process, run and release."""
+    digest = hashlib.blake2b(f"{salt}\x1f{user_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % BUCKETS
+
+
+class Audience(BaseModel):
+    """`percent` of users, starting at `offset` percent, bucketed by a hash of `salt` + user_id.
+
+    Disjoint slices (offset 0 / percent 10 and offset 10 / percent 10) never share a user; the same
+    salt keeps a user in the same slice across rule versions.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    percent: float = Field(gt=0, le=100)
+    offset: float = Field(0, ge=0, lt=100)
+    salt: str = ""
+
+    @model_validator(mode="after")
+    def _fits(self) -> Audience:
+        if self.offset + self.percent > 100:
+            raise ValueError("offset + percent must not exceed 100")
+        return self
+
+    def includes(self, user_id: str) -> bool:
+        position = bucket(user_id, self.salt)
+        return self.offset * 100 <= position < (self.offset + self.percent) * 100
 
 _ORDERING = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _EQUALITY = {"==": operator.eq, "!=": operator.ne}
@@ -156,6 +197,8 @@ class Rule(BaseModel):
     when: Condition | None = None
     action: Literal["START_PROMOTION", "STOP_PROMOTION", "NONE"]
     promote: Literal["cart", "viewed", "none"] | None = None
+    priority: int = 0
+    audience: Audience | None = None
 
     @model_validator(mode="after")
     def _promote_fits_action(self) -> Rule:
@@ -170,19 +213,41 @@ class Rule(BaseModel):
         return "cart" if self.action == START_PROMOTION else "none"
 
 
+def _check_unique(rules: list[Rule]) -> None:
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.name in seen:
+            raise ValueError(f"duplicate rule name {rule.name!r}")
+        seen.add(rule.name)
+
+
+class Variant(BaseModel):
+    """Another rule list for an audience (an A/B test arm)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    audience: Audience
+    rules: list[Rule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Variant:
+        _check_unique(self.rules)
+        return self
+
+
 class RuleSet(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     version: str = Field(min_length=1, max_length=64)
     description: str | None = None
     rules: list[Rule] = Field(min_length=1)
+    variants: list[Variant] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> RuleSet:
-        seen: set[str] = set()
-        for rule in self.rules:
-            if rule.name in seen:
-                raise ValueError(f"duplicate rule name {rule.name!r}")
-            seen.add(rule.name)
+        _check_unique(self.rules)
+        names = [v.name for v in self.variants]
+        if DEFAULT_VARIANT in names or len(set(names)) != len(names):
+            raise ValueError(f"variant names must be unique and not {DEFAULT_VARIANT!r}")
         return self
 
 
@@ -194,6 +259,15 @@ class Decision(NamedTuple):
     action: str
     rule: str
     products: list[str]
+    variant: str = DEFAULT_VARIANT
+
+
+_Compiled = list[tuple[Rule, Callable[[SessionFacts], bool] | None]]
+
+
+def _compile_list(rules: list[Rule]) -> _Compiled:
+    ordered = sorted(enumerate(rules), key=lambda pair: (-pair[1].priority, pair[0]))
+    return [(rule, _compile(rule.when) if rule.when is not None else None) for _, rule in ordered]
 
 
 class CompiledRules:
@@ -202,18 +276,25 @@ class CompiledRules:
     def __init__(self, rule_set: RuleSet) -> None:
         self.rule_set = rule_set
         self.version = rule_set.version
-        self._rules = [
-            (rule, _compile(rule.when) if rule.when is not None else None)
-            for rule in rule_set.rules
-        ]
+        self._rules = _compile_list(rule_set.rules)
+        self._variants = [(v.name, v.audience, _compile_list(v.rules)) for v in rule_set.variants]
+
+    def variant_of(self, user_id: str) -> tuple[str, _Compiled]:
+        for name, audience, rules in self._variants:
+            if audience.includes(user_id):
+                return name, rules
+        return DEFAULT_VARIANT, self._rules
 
     def decide(self, facts: SessionFacts) -> Decision | None:
         """First matching rule's decision; None when it says NONE or nothing matches."""
-        for rule, test in self._rules:
+        variant, rules = self.variant_of(facts.user_id) if self._variants else (DEFAULT_VARIANT, self._rules)
+        for rule, test in rules:
+            if rule.audience is not None and not rule.audience.includes(facts.user_id):
+                continue
             if test is None or test(facts):
                 if rule.action == NO_ACTION:
                     return None
-                return Decision(rule.action, rule.name, _products(rule.products_from, facts))
+                return Decision(rule.action, rule.name, _products(rule.products_from, facts), variant)
         return None
 
 

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from typing import Final, NamedTuple
 
 from promotion import sessions
-from promotion.events import TS, USER_ID
+from promotion.events import PAYMENT_COMPLETE, TS, USER_ID
+from promotion.facts import END, START, SessionFacts, session_facts
+from promotion.profiles import DAY_MS, LAST_TS, new_profile, profile_facts, record_session
 from promotion.sessions import ClosedSession
 from promotion.watermark import NO_TIME, Watermark
 
-SNAPSHOT_VERSION: Final = 1
+SNAPSHOT_VERSION: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,7 @@ class SessionConfig:
     gap_ms: int = 300_000
     lateness_ms: int = 0
     idle_timeout_ms: int = 30_000
+    profile_ttl_ms: int = 30 * DAY_MS  # 0: keep no cross-session profiles
 
     def __post_init__(self) -> None:
         if self.gap_ms <= 0:
@@ -38,6 +41,8 @@ class SessionConfig:
             raise ValueError("allowed lateness must not be negative")
         if self.idle_timeout_ms <= 0:
             raise ValueError("idle timeout must be positive")
+        if self.profile_ttl_ms < 0:
+            raise ValueError("profile TTL must not be negative")
 
 
 class LateEvent(NamedTuple):
@@ -47,7 +52,7 @@ class LateEvent(NamedTuple):
 
 
 class ShardResult(NamedTuple):
-    closed: list[ClosedSession]
+    closed: list[SessionFacts]
     late: list[LateEvent]
     duplicates: int
 
@@ -64,6 +69,12 @@ class SessionShard:
         )
         self.users: dict[str, list] = {}
         self._timers: list[tuple[int, str]] = []
+        #: Cross-session profiles, and a heap of (expiry, user_id) to drop them after the TTL.
+        self.profiles: dict[str, list] = {}
+        self._expiries: list[tuple[int, str]] = []
+        #: The rules document this shard decides with, kept in snapshots so that a replay after
+        #: a crash switches rules at the same point of the stream. Opaque to the shard.
+        self.rules_document: dict | None = None
         #: Sessions started since the caller last reset this (for metrics).
         self.opened = 0
 
@@ -123,16 +134,16 @@ class SessionShard:
                 wm.high[partition] = high
         wm.end_batch(partition, batch_high, now_ms, final)
         self._fire_timers(closed)
-        return ShardResult(closed, late, duplicates)
+        return ShardResult(self._finish(closed), late, duplicates)
 
-    def on_tick(self, now_ms: int) -> list[ClosedSession]:
+    def on_tick(self, now_ms: int) -> list[SessionFacts]:
         """Wall-clock progress: idle partitions stop holding back; all idle moves time on."""
         self.watermark.advance(now_ms)
         closed: list[ClosedSession] = []
         self._fire_timers(closed)
-        return closed
+        return self._finish(closed)
 
-    def on_eof(self) -> list[ClosedSession]:
+    def on_eof(self) -> list[SessionFacts]:
         """End of a bounded input: close every open session."""
         closed: list[ClosedSession] = []
         for user_id in sorted(self.users):
@@ -141,7 +152,7 @@ class SessionShard:
             )
         self.users.clear()
         self._timers.clear()
-        return closed
+        return self._finish(closed)
 
     @property
     def open_users(self) -> int:
@@ -150,6 +161,39 @@ class SessionShard:
     def next_deadline(self) -> int | None:
         """The earliest watermark value at which a session of this shard may close."""
         return self._timers[0][0] if self._timers else None
+
+    # -- closing and profiles -----------------------------------------------------------------
+
+    def _finish(self, closed: list[ClosedSession]) -> list[SessionFacts]:
+        """Facts for the rules (with the profile as it was), then fold each session into it."""
+        ttl = self.config.profile_ttl_ms
+        if not ttl:
+            return [session_facts(c.user_id, c.accumulator, c.close_reason) for c in closed]
+        profiles = self.profiles
+        out = []
+        for user_id, acc, reason in closed:
+            profile = profiles.get(user_id)
+            facts = session_facts(user_id, acc, reason, profile_facts(profile, acc[START]))
+            if profile is None:
+                profile = profiles[user_id] = new_profile()
+                heapq.heappush(self._expiries, (acc[END] + ttl, user_id))
+            record_session(profile, acc[END], facts.type_counts[PAYMENT_COMPLETE] > 0,
+                           facts.viewed_categories)
+            out.append(facts)
+        return out
+
+    def _expire_profiles(self, watermark: int) -> None:
+        expiries, profiles, ttl = self._expiries, self.profiles, self.config.profile_ttl_ms
+        while expiries and expiries[0][0] < watermark:
+            _due, user_id = heapq.heappop(expiries)
+            profile = profiles.get(user_id)
+            if profile is None:
+                continue
+            due = profile[LAST_TS] + ttl
+            if due < watermark:
+                del profiles[user_id]
+            else:
+                heapq.heappush(expiries, (due, user_id))
 
     # -- timers --------------------------------------------------------------------------------
 
@@ -176,6 +220,8 @@ class SessionShard:
             sessions.close_ready(user, value, gap, closed, user_id)
             user[sessions.DEADLINE] = sessions.UNSCHEDULED
             self._reschedule(user_id, user, timers)
+        if self._expiries and self._expiries[0][0] < value:
+            self._expire_profiles(value)
 
     # -- recovery ------------------------------------------------------------------------------
 
@@ -186,6 +232,8 @@ class SessionShard:
             "watermark": self.watermark.value,
             "high": dict(self.watermark.high),
             "users": self.users,
+            "profiles": self.profiles,
+            "rules": self.rules_document,
         }
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -206,6 +254,11 @@ class SessionShard:
         shard.users = state["users"]
         shard._timers = [(user[sessions.DEADLINE], uid) for uid, user in shard.users.items()]
         heapq.heapify(shard._timers)
+        shard.profiles = state["profiles"]
+        ttl = config.profile_ttl_ms
+        shard._expiries = [(p[LAST_TS] + ttl, uid) for uid, p in shard.profiles.items()]
+        heapq.heapify(shard._expiries)
+        shard.rules_document = state["rules"]
         return shard
 
 
@@ -220,6 +273,9 @@ def load_snapshot(blob: bytes) -> dict:
     """Decode a shard snapshot, migrating older versions to the current one."""
     state = _PlainUnpickler(io.BytesIO(blob)).load()
     version = state.get("version") if isinstance(state, dict) else None
+    if version == 1:  # v1 had no profiles and no rules document
+        state = {**state, "version": 2, "profiles": {}, "rules": None}
+        version = 2
     if version != SNAPSHOT_VERSION:
         raise ValueError(f"unsupported shard snapshot version {version!r}")
     return state

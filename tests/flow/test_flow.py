@@ -59,7 +59,9 @@ class Outputs:
 
 
 def execute(items: list, workers: int = 1, recovery: RecoveryConfig | None = None,
-            outputs: Outputs | None = None, clock=wall_clock_ms, **settings: object) -> Outputs:
+            outputs: Outputs | None = None, clock=wall_clock_ms, live_rules: bool = False,
+            **settings: object) -> Outputs:
+    """Run the flow over testing items; `live_rules` decides with the PROMO_RULES file (watched)."""
     outputs = outputs or Outputs()
     options = dict(allowed_lateness_seconds=5, shards=8)
     options.update(settings)
@@ -70,7 +72,7 @@ def execute(items: list, workers: int = 1, recovery: RecoveryConfig | None = Non
         rejects=TestingSink(outputs.rejects),
         late=TestingSink(outputs.late),
     )
-    flow = build_flow(load_settings(**options), wiring, RULES, clock)
+    flow = build_flow(load_settings(**options), wiring, None if live_rules else RULES, clock)
     kwargs = dict(epoch_interval=timedelta(milliseconds=50), recovery_config=recovery)
     if workers == 1:
         run_main(flow, **kwargs)

@@ -26,8 +26,9 @@ def test_id_depends_on_session_and_decision() -> None:
         notification_id(facts(), DECISION._replace(action="STOP_PROMOTION"), "v1"),
         notification_id(facts(), DECISION._replace(rule="other"), "v1"),
         notification_id(facts(), DECISION, "v2"),
+        notification_id(facts(), DECISION._replace(variant="b"), "v1"),
     }
-    assert base not in others and len(others) == 8
+    assert base not in others and len(others) == 9
 
 
 def test_id_is_stable_across_releases() -> None:
@@ -44,6 +45,7 @@ def test_notification_shape() -> None:
         "products": ["p1", "p2"],
         "rule": "promote-abandoned-cart",
         "rules_version": "v1",
+        "variant": "default",
         "session": {
             "start": "1970-01-01T00:00:00.000Z",
             "end": "1970-01-01T00:01:00.000Z",

@@ -37,9 +37,9 @@ def one_rule(when: dict, action: str = "START_PROMOTION", **extra: object) -> di
 
 def test_default_rules() -> None:
     rules = load_rules(DEFAULT_RULES_PATH)
-    assert rules.decide(facts()) == ("START_PROMOTION", "promote-abandoned-cart", ["p1", "p2"])
+    assert rules.decide(facts()) == ("START_PROMOTION", "promote-abandoned-cart", ["p1", "p2"], "default")
     paid = facts(type_counts={**facts().type_counts, "payment_complete": 1})
-    assert rules.decide(paid) == ("STOP_PROMOTION", "stop-after-payment", [])
+    assert rules.decide(paid) == ("STOP_PROMOTION", "stop-after-payment", [], "default")
     assert rules.decide(facts(cart={})) is None
 
 
@@ -156,3 +156,98 @@ def test_serialised_rules_decide_identically(rules: list[dict], samples: list[Se
     assert dump_rules(again.rule_set) == dump_rules(original.rule_set)
     for sample in samples:
         assert original.decide(sample) == again.decide(sample)
+
+
+def test_priority_orders_rules_before_file_order() -> None:
+    rules = parse_rules({"version": "t", "rules": [
+        {"name": "low", "action": "STOP_PROMOTION"},
+        {"name": "high", "action": "START_PROMOTION", "priority": 5},
+    ]})
+    assert rules.decide(facts()).rule == "high"
+
+
+def test_rule_audience_is_a_stable_slice_of_users() -> None:
+    rules = parse_rules({"version": "t", "rules": [
+        {"name": "tenth", "action": "START_PROMOTION", "audience": {"percent": 10, "salt": "s"}},
+        {"name": "rest", "action": "STOP_PROMOTION"},
+    ]})
+    decided = [rules.decide(facts(user_id=f"user-{i}")).rule for i in range(5_000)]
+    assert 0.08 < decided.count("tenth") / len(decided) < 0.12
+    assert decided == [rules.decide(facts(user_id=f"user-{i}")).rule for i in range(5_000)]
+
+
+def test_variants_split_users_and_are_recorded() -> None:
+    rules = parse_rules({"version": "t", "rules": [{"name": "a", "action": "START_PROMOTION"}],
+                         "variants": [
+                             {"name": "b", "audience": {"percent": 30}, "rules": [{"name": "b", "action": "STOP_PROMOTION"}]},
+                             {"name": "c", "audience": {"percent": 20, "offset": 30}, "rules": [{"name": "c", "action": "NONE"}]},
+                         ]})
+    seen = {"default": 0, "b": 0, None: 0}
+    for i in range(5_000):
+        decision = rules.decide(facts(user_id=f"user-{i}"))
+        if decision is None:
+            seen[None] += 1
+        else:
+            assert decision.variant == decision.rule if decision.variant != "default" else decision.rule == "a"
+            seen[decision.variant] += 1
+    assert 0.27 < seen["b"] / 5_000 < 0.33 and 0.17 < seen[None] / 5_000 < 0.23
+
+
+def test_profile_facts() -> None:
+    from promotion.profiles import ProfileFacts
+
+    rules = parse_rules(one_rule({"all": [
+        {"fact": "profile_purchases_30d", "op": ">=", "value": 2},
+        {"fact": "profile_top_categories", "op": "contains", "value": "books"},
+        {"fact": "profile_sessions", "op": ">", "value": 3},
+        {"fact": "profile_days_since_purchase", "op": "<", "value": 7},
+    ]}))
+    loyal = ProfileFacts(5, 2, 1.5, frozenset({"books"}))
+    assert rules.decide(facts(profile=loyal)) is not None
+    assert rules.decide(facts()) is None
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ({"version": "t", "rules": [{"name": "a", "action": "NONE", "audience": {"percent": 0}}]}, "rules[0](a).audience.percent"),
+        ({"version": "t", "rules": [{"name": "a", "action": "NONE", "audience": {"percent": 60, "offset": 50}}]}, "offset + percent must not exceed 100"),
+        ({"version": "t", "rules": [{"name": "a", "action": "NONE", "priority": "high"}]}, "rules[0](a).priority"),
+        ({"version": "t", "rules": [{"name": "a", "action": "NONE"}], "variants": [{"name": "default", "audience": {"percent": 5}, "rules": [{"name": "x", "action": "NONE"}]}]}, "variant names must be unique"),
+        ({"version": "t", "rules": [{"name": "a", "action": "NONE"}], "variants": [{"name": "v", "rules": [{"name": "x", "action": "NONE"}]}]}, "variants[0].audience: Field required"),
+        ({"version": "t", "rules": [{"name": "a", "action": "NONE"}], "variants": [{"name": "v", "audience": {"percent": 5}, "rules": [{"name": "x", "action": "START", "when": {"fact": "nope", "op": "==", "value": 1}}]}]}, "variants[0].rules[0].when.fact: unknown fact 'nope'"),
+    ],
+)
+def test_new_construct_errors(document: dict, message: str) -> None:
+    with pytest.raises(RulesError) as error:
+        parse_rules(document)
+    assert message in str(error.value)
+
+
+audiences = st.none() | st.builds(lambda p, salt: {"percent": p, "salt": salt},
+                                  st.integers(1, 100), st.sampled_from(["", "x"]))
+rich_rules = st.lists(
+    st.builds(lambda when, action, priority, audience: {"when": when, "action": action, "priority": priority,
+                                                        **({"audience": audience} if audience else {})},
+              conditions, st.sampled_from(["START_PROMOTION", "STOP_PROMOTION", "NONE"]),
+              st.integers(-2, 2), audiences),
+    min_size=1, max_size=4,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rich_rules, st.lists(rich_rules, max_size=2), st.lists(fact_values, min_size=1, max_size=4),
+       st.lists(st.sampled_from(["u1", "u2", "u3", "u4"]), min_size=1, max_size=4))
+def test_serialised_rich_rules_decide_identically(rules, variant_rules, samples, users) -> None:
+    def named(prefix: str, items: list[dict]) -> list[dict]:
+        return [{"name": f"{prefix}{i}", **r} for i, r in enumerate(items)]
+
+    document = {"version": "p", "rules": named("r", rules), "variants": [
+        {"name": f"v{i}", "audience": {"percent": 25, "offset": 25 * i}, "rules": named("v", rs)}
+        for i, rs in enumerate(variant_rules)]}
+    original = parse_rules(document)
+    again = parse_rules(dump_rules(original.rule_set))
+    for sample in samples:
+        for user in users:
+            f = facts(**{**{k: getattr(sample, k) for k in sample.__dataclass_fields__}, "user_id": user})
+            assert original.decide(f) == again.decide(f)

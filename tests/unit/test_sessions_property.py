@@ -52,9 +52,7 @@ def _decoded(event: dict) -> dict:
 
 
 def _ours(result) -> list[tuple]:
-    return sorted(
-        (user_id, acc[0], acc[2], acc[3], reason) for user_id, acc, reason in result.closed
-    )
+    return sorted((f.user_id, f.start, f.end, f.events, f.close_reason) for f in result.closed)
 
 
 def _theirs(sessions) -> list[tuple]:
@@ -78,7 +76,7 @@ def _decisions_theirs(sessions) -> list[tuple]:
 
 def _check(arrival: list[dict], lateness: int, batch_size: int, shards: int) -> None:
     lines = [orjson.dumps(e) for e in arrival]
-    config = SessionConfig(gap_ms=GAP, lateness_ms=lateness)
+    config = SessionConfig(gap_ms=GAP, lateness_ms=lateness, profile_ttl_ms=0)
     result = run_offline(lines, config, RULES, shards=shards, batch_size=batch_size)
     sessions, late = reference_sessions([_decoded(e) for e in arrival], GAP, lateness)
     assert sorted(l.event[1] for l in result.late) == sorted(e["event_id"] for e in late)

@@ -30,7 +30,7 @@ def feed(shard: SessionShard, partition: str, events: list[tuple], now: int = 0)
 
 
 def reasons(result) -> list[tuple[str, int, str]]:
-    return [(c.user_id, c.accumulator[0], c.close_reason) for c in result]
+    return [(c.user_id, c.start, c.close_reason) for c in result]
 
 
 def test_session_closes_only_when_watermark_passes_end_plus_gap() -> None:
@@ -101,9 +101,30 @@ def test_state_is_plain_data() -> None:
     feed(shard, "p", [ev(0, kind="add_to_cart"), ev(1, "v", "logout")])
     blob = shard.snapshot()
     # A restricted unpickler refusing every class proves no module path is inside.
-    assert load_snapshot(blob)["version"] == 1
+    assert load_snapshot(blob)["version"] == 2
     with pytest.raises(pickle.UnpicklingError):
-        load_snapshot(pickle.dumps({"version": 1, "users": Event(1, "e", "u", "login", "s")}))
+        load_snapshot(pickle.dumps({"version": 2, "users": Event(1, "e", "u", "login", "s")}))
+
+
+def test_version_1_snapshots_are_migrated() -> None:
+    v1 = {"version": 1, "watermark": 5, "high": {"p": 10}, "users": {"u": [15, [], [ev(7)]]}}
+    shard = SessionShard.restore(SessionConfig(gap_ms=GAP), ["p"], 0, pickle.dumps(v1))
+    assert shard.profiles == {} and shard.rules_document is None
+    assert reasons(shard.on_eof()) == [("u", 7, "eof")]
+
+
+def test_profiles_carry_history_and_expire() -> None:
+    config = SessionConfig(gap_ms=GAP, lateness_ms=0, profile_ttl_ms=10_000)
+    shard = SessionShard(config, ["p"], now_ms=0)
+    first = feed(shard, "p", [tuple(Event(0, "a", "u", "product_view", "s", "p1", "books")),
+                              tuple(Event(1, "b", "u", "payment_complete", "s")),
+                              ev(5_000, "other")]).closed
+    assert [f.profile.sessions for f in first] == [0]  # history before the session
+    second = feed(shard, "p", [ev(6_000), ev(8_000, "other")]).closed
+    (f,) = [f for f in second if f.user_id == "u"]
+    assert (f.profile.sessions, f.profile.purchases_30d, f.profile.top_categories) == (1, 1, {"books"})
+    feed(shard, "p", [ev(30_000, "other")])  # watermark passes last session end + TTL
+    assert "u" not in shard.profiles and "other" in shard.profiles
 
 
 def test_unknown_snapshot_version_is_refused() -> None:
@@ -143,7 +164,9 @@ def run(batches: list[list[bytes]], config: SessionConfig, split: int | None, sh
         state = {k: SessionShard.restore(config, ["p"], 0, s.snapshot()) for k, s in state.items()}
     for s in state.values():
         closed += s.on_eof()
-    return sorted((c.user_id, c.accumulator[0], c.accumulator[3], c.close_reason) for c in closed), sorted(x.event[1] for x in late)
+    key = [(f.user_id, f.start, f.events, f.close_reason, f.profile.sessions,
+            f.profile.purchases_30d, sorted(f.profile.top_categories)) for f in closed]
+    return sorted(key), sorted(x.event[1] for x in late)
 
 
 @settings(max_examples=300, deadline=None)

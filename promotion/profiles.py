@@ -1,0 +1,70 @@
+"""Cross-session facts about a user, kept between sessions with a time-to-live in event time.
+
+A profile is a plain list `[last_ts, sessions, purchases, interest, interest_ts]`:
+* `sessions`: sessions closed within the TTL window (reset when the profile expires);
+* `purchases`: event times of sessions with a payment, within the last 30 days;
+* `interest`: {category: score}, an exponential moving average in event time (half-life 7 days) of
+  how many sessions touched the category, like the seed talk's recommender.
+Rules see the profile as it was *before* the session being decided.
+"""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+DAY_MS: Final = 86_400_000
+PURCHASE_WINDOW_MS: Final = 30 * DAY_MS
+INTEREST_HALF_LIFE_MS: Final = 7 * DAY_MS
+TOP_CATEGORIES: Final = 3
+
+LAST_TS: Final = 0
+SESSIONS: Final = 1
+PURCHASES: Final = 2
+INTEREST: Final = 3
+INTEREST_TS: Final = 4
+
+
+class ProfileFacts(NamedTuple):
+    sessions: int  # earlier sessions still within the TTL
+    purchases_30d: int  # earlier sessions with a payment in the 30 days before this session
+    days_since_purchase: float  # -1 when there was none in the window
+    top_categories: frozenset[str]  # up to 3 categories with the highest interest
+
+
+NO_PROFILE: Final = ProfileFacts(0, 0, -1.0, frozenset())
+
+
+def new_profile() -> list:
+    return [0, 0, [], {}, 0]
+
+
+def profile_facts(profile: list | None, at_ms: int) -> ProfileFacts:
+    """The profile as seen by a session that starts at `at_ms`."""
+    if profile is None:
+        return NO_PROFILE
+    recent = [ts for ts in profile[PURCHASES] if at_ms - ts <= PURCHASE_WINDOW_MS]
+    since = (at_ms - max(recent)) / DAY_MS if recent else -1.0
+    interest = _decayed(profile, at_ms)
+    top = sorted(interest, key=lambda c: (-interest[c], c))[:TOP_CATEGORIES]
+    return ProfileFacts(profile[SESSIONS], len(recent), round(since, 3), frozenset(top))
+
+
+def record_session(profile: list, end_ms: int, paid: bool, categories: frozenset[str]) -> None:
+    """Fold a closed session into the profile (sessions close in event-time order per user)."""
+    profile[LAST_TS] = max(profile[LAST_TS], end_ms)
+    profile[SESSIONS] += 1
+    purchases = [ts for ts in profile[PURCHASES] if end_ms - ts <= PURCHASE_WINDOW_MS]
+    if paid:
+        purchases.append(end_ms)
+    profile[PURCHASES] = purchases
+    interest = _decayed(profile, end_ms)
+    for category in categories:
+        interest[category] = interest.get(category, 0.0) + 1.0
+    profile[INTEREST] = {c: round(s, 6) for c, s in interest.items() if s >= 0.01}
+    profile[INTEREST_TS] = end_ms
+
+
+def _decayed(profile: list, at_ms: int) -> dict[str, float]:
+    elapsed = max(0, at_ms - profile[INTEREST_TS])
+    factor = 0.5 ** (elapsed / INTEREST_HALF_LIFE_MS)
+    return {c: s * factor for c, s in profile[INTEREST].items()}
