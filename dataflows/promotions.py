@@ -1,6 +1,17 @@
-"""Entry point for `python -m bytewax.run dataflows.promotions`: the flow built from `PROMO_*`."""
+"""Entry point for `python -m bytewax.run dataflows.promotions`: the flow built from `PROMO_*`.
+
+SIGTERM (Kubernetes, docker stop) is turned into the same interrupt as Ctrl-C, so Bytewax stops
+its run loop instead of the process dying mid-write; output after the last snapshot is produced
+again on the next start, from the recovery store.
+"""
+
+import signal
+import threading
 
 from dataflows.flow import build_flow
 from dataflows.settings import load_settings
+
+if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 flow = build_flow(load_settings())
