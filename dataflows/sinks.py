@@ -53,7 +53,8 @@ class StreamSink(DynamicSink[Records]):
 class _FilePartition(StatefulSinkPartition[list[OutRecord], int]):
     def __init__(self, path: Path, resume: int | None) -> None:
         self._file = path.open("r+b" if resume is not None and path.exists() else "wb")
-        if resume is not None:
+        self._durable = path.is_file()  # fsync a regular file; /dev/null and pipes refuse it
+        if resume is not None and path.is_file():
             self._file.truncate(resume)  # drop what was written after the snapshot
             self._file.seek(resume)
 
@@ -62,7 +63,8 @@ class _FilePartition(StatefulSinkPartition[list[OutRecord], int]):
         if chunk:
             self._file.write(chunk)
             self._file.flush()
-            os.fsync(self._file.fileno())
+            if self._durable:
+                os.fsync(self._file.fileno())
 
     def snapshot(self) -> int:
         return self._file.tell()

@@ -7,8 +7,9 @@ mean the same thing whether the events arrived in order or not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Mapping, Set as AbstractSet
+from types import MappingProxyType
+from typing import Final, NamedTuple
 
 from promotion.events import (
     ADD_TO_CART,
@@ -26,7 +27,7 @@ from promotion.events import (
     TYPE,
     TYPE_INDEX,
 )
-from promotion.profiles import NO_PROFILE, ProfileFacts
+from promotion.profiles import NO_PROFILE, LazyProfile, ProfileFacts
 
 # Slots of an accumulator list.
 START: Final = 0  # ts of the first event
@@ -103,9 +104,8 @@ def _note_category(acc: list, category: str | None) -> None:
         categories.add(category)
 
 
-@dataclass(frozen=True, slots=True)
-class SessionFacts:
-    """What rules see of a closed session."""
+class SessionFacts(NamedTuple):
+    """What rules see of a closed session (read-only: it shares the closed accumulator's data)."""
 
     user_id: str
     start: int
@@ -114,35 +114,42 @@ class SessionFacts:
     events: int
     close_reason: str  # "gap" | "logout" | "eof"
     type_counts: dict[str, int]
-    cart: dict[str, int]
+    cart: Mapping[str, int]
     cart_value: float
-    viewed_products: frozenset[str]
-    viewed_categories: frozenset[str]
-    profile: ProfileFacts = NO_PROFILE  # the user's history before this session
+    viewed_products: AbstractSet[str]
+    viewed_categories: AbstractSet[str]
+    profile: ProfileFacts | LazyProfile = NO_PROFILE  # the user's history before this session
 
     @property
     def duration_seconds(self) -> float:
         return (self.end - self.start) / 1000.0
 
 
+_NOTHING: Final[frozenset[str]] = frozenset()
+_NO_CART: Final[Mapping[str, int]] = MappingProxyType({})
+
+
 def session_facts(
-    user_id: str, acc: list, close_reason: str, profile: ProfileFacts = NO_PROFILE
+    user_id: str, acc: list, close_reason: str, profile: ProfileFacts | LazyProfile = NO_PROFILE
 ) -> SessionFacts:
-    """Freeze a closed session's accumulator into facts for the rules."""
-    cart = dict(acc[CART] or {})
-    prices = acc[PRICES] or {}
-    value = round(sum(qty * prices.get(product, 0.0) for product, qty in cart.items()), 2)
+    """Facts of a closed session; the accumulator is handed over, not copied."""
+    cart = acc[CART]
+    if cart:
+        prices = acc[PRICES] or {}
+        value = round(sum(qty * prices.get(product, 0.0) for product, qty in cart.items()), 2)
+    else:
+        cart, value = _NO_CART, 0.0
     return SessionFacts(
-        user_id=user_id,
-        start=acc[START],
-        end=acc[END],
-        first_event_id=acc[FIRST_ID],
-        events=acc[COUNT],
-        close_reason=close_reason,
-        type_counts=dict(zip(EVENT_TYPES, acc[TYPE_COUNTS])),
-        cart=cart,
-        cart_value=value,
-        viewed_products=frozenset(acc[VIEWED] or ()),
-        viewed_categories=frozenset(acc[CATEGORIES] or ()),
-        profile=profile,
+        user_id,
+        acc[START],
+        acc[END],
+        acc[FIRST_ID],
+        acc[COUNT],
+        close_reason,
+        dict(zip(EVENT_TYPES, acc[TYPE_COUNTS])),
+        cart,
+        value,
+        acc[VIEWED] or _NOTHING,
+        acc[CATEGORIES] or _NOTHING,
+        profile,
     )

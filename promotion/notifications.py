@@ -7,7 +7,6 @@ from arrival order or wall-clock time, so a notification replayed after a crash 
 from __future__ import annotations
 
 import hashlib
-import uuid
 
 import orjson
 
@@ -31,8 +30,8 @@ def notification_id(facts: SessionFacts, decision: Decision, rules_version: str)
     if decision.variant != DEFAULT_VARIANT:  # ids of the default variant predate variants
         parts.append(decision.variant)
     key = "\x1f".join(parts)
-    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest()
-    return str(uuid.UUID(bytes=digest))
+    h = hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"  # UUID layout
 
 
 def build_notification(facts: SessionFacts, decision: Decision, rules_version: str) -> dict:

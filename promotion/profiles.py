@@ -38,6 +38,42 @@ def new_profile() -> list:
     return [0, 0, [], {}, 0]
 
 
+class LazyProfile:
+    """ProfileFacts computed only if a rule asks: most rule sets never look at the profile.
+
+    It keeps references to the profile's purchase list and interest dict of the moment;
+    `record_session` replaces (never mutates) them, so later sessions cannot leak in.
+    """
+
+    __slots__ = ("sessions", "_purchases", "_interest", "_interest_ts", "_at", "_facts")
+
+    def __init__(self, profile: list, at_ms: int) -> None:
+        self.sessions: int = profile[SESSIONS]
+        self._purchases = profile[PURCHASES]
+        self._interest = profile[INTEREST]
+        self._interest_ts = profile[INTEREST_TS]
+        self._at = at_ms
+        self._facts: ProfileFacts | None = None
+
+    def _computed(self) -> ProfileFacts:
+        if self._facts is None:
+            view = [0, self.sessions, self._purchases, self._interest, self._interest_ts]
+            self._facts = profile_facts(view, self._at)
+        return self._facts
+
+    @property
+    def purchases_30d(self) -> int:
+        return self._computed().purchases_30d
+
+    @property
+    def days_since_purchase(self) -> float:
+        return self._computed().days_since_purchase
+
+    @property
+    def top_categories(self) -> frozenset[str]:
+        return self._computed().top_categories
+
+
 def profile_facts(profile: list | None, at_ms: int) -> ProfileFacts:
     """The profile as seen by a session that starts at `at_ms`."""
     if profile is None:
@@ -57,6 +93,8 @@ def record_session(profile: list, end_ms: int, paid: bool, categories: frozenset
     if paid:
         purchases.append(end_ms)
     profile[PURCHASES] = purchases
+    if not categories and not profile[INTEREST]:
+        return
     interest = _decayed(profile, end_ms)
     for category in categories:
         interest[category] = interest.get(category, 0.0) + 1.0

@@ -42,21 +42,26 @@ def new_user() -> list:
     return [UNSCHEDULED, [], []]
 
 
-def add_event(user: list, event: tuple) -> bool:
-    """Insert an on-time event; False if its event_id is already pending (a producer retry)."""
+DUPLICATE: Final = 0  # add_event results
+APPENDED: Final = 1  # sorts after every pending event: can only delay the user's deadline
+INSERTED: Final = 2  # out of order: may move the deadline earlier
+
+
+def add_event(user: list, event: tuple) -> int:
+    """Insert an on-time event; DUPLICATE if its event_id is already pending (a producer retry)."""
     pending: list = user[PENDING]
     if pending:
         event_id = event[EVENT_ID]
         for other in pending:
             if other[EVENT_ID] == event_id:
-                return False
+                return DUPLICATE
         if event > pending[-1]:
             pending.append(event)
-        else:
-            insort(pending, event)
-    else:
-        pending.append(event)
-    return True
+            return APPENDED
+        insort(pending, event)
+        return INSERTED
+    pending.append(event)
+    return APPENDED
 
 
 def settle(user: list, watermark: int, gap_ms: int) -> int:

@@ -16,10 +16,17 @@ from dataclasses import dataclass
 from typing import Final, NamedTuple
 
 from promotion import sessions
-from promotion.events import PAYMENT_COMPLETE, TS, USER_ID
+from promotion.events import LOGOUT, PAYMENT_COMPLETE, TS, TYPE, USER_ID
 from promotion.facts import END, START, SessionFacts, session_facts
-from promotion.profiles import DAY_MS, LAST_TS, new_profile, profile_facts, record_session
-from promotion.sessions import ClosedSession
+from promotion.profiles import (
+    DAY_MS,
+    LAST_TS,
+    NO_PROFILE,
+    LazyProfile,
+    new_profile,
+    record_session,
+)
+from promotion.sessions import DUPLICATE, INSERTED, ClosedSession
 from promotion.watermark import NO_TIME, Watermark
 
 SNAPSHOT_VERSION: Final = 2
@@ -123,12 +130,22 @@ class SessionShard:
                 user = users.get(user_id)
                 if user is None:
                     user = users[user_id] = sessions.new_user()
-                if not sessions.add_event(user, event):
+                added = sessions.add_event(user, event)
+                if added == DUPLICATE:
                     duplicates += 1
                     continue
                 self.opened += sessions.settle(user, value, gap)
+                before = len(closed)
                 sessions.close_ready(user, value, gap, closed, user_id)
-                self._reschedule(user_id, user, timers)
+                # An in-order, non-logout event can only delay the deadline; the heap entry
+                # already scheduled re-pushes itself when it fires, so skip the recomputation.
+                if (
+                    added == INSERTED
+                    or event[TYPE] == LOGOUT
+                    or len(closed) != before
+                    or user[sessions.DEADLINE] == sessions.UNSCHEDULED
+                ):
+                    self._reschedule(user_id, user, timers)
             wm.value = value
             if high > wm.high.get(partition, NO_TIME):
                 wm.high[partition] = high
@@ -173,7 +190,8 @@ class SessionShard:
         out = []
         for user_id, acc, reason in closed:
             profile = profiles.get(user_id)
-            facts = session_facts(user_id, acc, reason, profile_facts(profile, acc[START]))
+            seen = LazyProfile(profile, acc[START]) if profile is not None else NO_PROFILE
+            facts = session_facts(user_id, acc, reason, seen)
             if profile is None:
                 profile = profiles[user_id] = new_profile()
                 heapq.heappush(self._expiries, (acc[END] + ttl, user_id))

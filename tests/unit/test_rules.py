@@ -249,5 +249,5 @@ def test_serialised_rich_rules_decide_identically(rules, variant_rules, samples,
     again = parse_rules(dump_rules(original.rule_set))
     for sample in samples:
         for user in users:
-            f = facts(**{**{k: getattr(sample, k) for k in sample.__dataclass_fields__}, "user_id": user})
+            f = sample._replace(user_id=user)
             assert original.decide(f) == again.decide(f)
