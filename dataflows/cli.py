@@ -72,6 +72,14 @@ def _rules_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules_schema(args: argparse.Namespace) -> int:
+    """The rules file format as JSON Schema (for editors and CI checks of rule repositories)."""
+    from promotion.rules import RuleSet
+
+    print(orjson.dumps(RuleSet.model_json_schema(), option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
 def _replay(args: argparse.Namespace) -> int:
     try:
         candidate, baseline = load_rules(args.rules), load_rules(args.baseline)
@@ -144,6 +152,8 @@ def parser() -> argparse.ArgumentParser:
     check = rules_commands.add_parser("check", help="validate a rules file and summarise it")
     check.add_argument("file", type=Path)
     check.set_defaults(run=_rules_check)
+    schema = rules_commands.add_parser("schema", help="print the rules format as JSON Schema")
+    schema.set_defaults(run=_rules_schema)
 
     what_if = commands.add_parser("replay", help="compare two rule sets over recorded events")
     what_if.add_argument("events", type=Path, help="JSON-lines events file")

@@ -58,3 +58,10 @@ def test_generate_and_recovery_init(tmp_path: Path) -> None:
     assert main(["recovery", "init", str(tmp_path / "rec"), "2"]) == 0
     assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == ["part-0.sqlite3", "part-1.sqlite3"]
     assert main(["recovery", "init", str(tmp_path / "rec"), "3"]) == 1
+
+
+def test_rules_schema_describes_the_format(capsys: pytest.CaptureFixture) -> None:
+    assert main(["rules", "schema"]) == 0
+    schema = orjson.loads(capsys.readouterr().out)
+    assert set(schema["required"]) == {"version", "rules"}
+    assert {"Rule", "Comparison", "Audience", "Variant"} <= set(schema["$defs"])

@@ -70,3 +70,16 @@ def test_bad_configuration_fails_fast_with_one_line(tmp_path: Path) -> None:
                          env=env, capture_output=True, text=True, timeout=60)
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert "PROMO_RULES" in run.stderr and "rules[0](a).action" in run.stderr
+
+
+def test_secrets_are_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROMO_KAFKA_SASL_PASSWORD", "hunter2-secret")
+    monkeypatch.setenv("PROMO_KAFKA_SSL_KEY_PASSWORD", "other-secret")
+    settings = load_settings()
+    assert "hunter2" not in repr(settings) and "other-secret" not in str(settings.model_dump())
+    assert settings.kafka_common()["sasl.password"] == "hunter2-secret"
+    monkeypatch.setenv("PROMO_KAFKA_SECURITY_PROTOCOL", "SASL_WHATEVER")
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert "PROMO_KAFKA_SECURITY_PROTOCOL" in str(error.value.code)
+    assert "hunter2" not in str(error.value.code)
