@@ -1,15 +1,17 @@
 """One user's open sessions: the event-time session state machine.
 
-A user's state is `[deadline, settled, pending]` (a plain list):
+A user's state is one plain list `[deadline, settled, *pending]`:
 
-* `pending` holds raw events (plain tuples) sorted by (ts, event_id) whose ts is not yet below the
-  watermark. They can still be reordered by a late-arriving event, split by a late logout or bridged.
-* `settled` holds accumulators of sessions built from events below the watermark. Every event still
-  to come sorts after all of them, so they only ever grow at the end, and are closed once the
-  watermark passes their logout or their end + gap.
+* `pending` (from index 2 on) holds raw events (plain tuples) sorted by (ts, event_id) whose ts is
+  not yet below the watermark. They can still be reordered by a late-arriving event, split by a
+  late logout or bridged.
+* `settled` is None or a list of accumulators of sessions built from events below the watermark.
+  Every event still to come sorts after all of them, so they only ever grow at the end, and are
+  closed once the watermark passes their logout or their end + gap.
 * `deadline` is the watermark value after which something of this user can close (see `deadline`).
 
-Because only events inside the lateness window are kept raw, state per user stays small.
+One list per user (no nested lists while nothing is settled), and raw events only inside the
+lateness window, keep state per open session small.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from promotion.facts import END, ENDED, fold, new_accumulator
 
 DEADLINE: Final = 0
 SETTLED: Final = 1
-PENDING: Final = 2
+PENDING: Final = 2  # index of the first pending event
 
 #: DEADLINE value of a user with no timer scheduled.
 UNSCHEDULED: Final = 2**62
@@ -39,7 +41,7 @@ class ClosedSession(NamedTuple):
 
 
 def new_user() -> list:
-    return [UNSCHEDULED, [], []]
+    return [UNSCHEDULED, None]
 
 
 DUPLICATE: Final = 0  # add_event results
@@ -49,18 +51,18 @@ INSERTED: Final = 2  # out of order: may move the deadline earlier
 
 def add_event(user: list, event: tuple) -> int:
     """Insert an on-time event; DUPLICATE if its event_id is already pending (a producer retry)."""
-    pending: list = user[PENDING]
-    if pending:
+    size = len(user)
+    if size > PENDING:
         event_id = event[EVENT_ID]
-        for other in pending:
-            if other[EVENT_ID] == event_id:
+        for i in range(PENDING, size):
+            if user[i][EVENT_ID] == event_id:
                 return DUPLICATE
-        if event > pending[-1]:
-            pending.append(event)
+        if event > user[-1]:
+            user.append(event)
             return APPENDED
-        insort(pending, event)
+        insort(user, event, PENDING)
         return INSERTED
-    pending.append(event)
+    user.append(event)
     return APPENDED
 
 
@@ -69,28 +71,35 @@ def settle(user: list, watermark: int, gap_ms: int) -> int:
 
     Returns how many sessions this started.
     """
-    pending: list = user[PENDING]
-    if not pending or pending[0][TS] >= watermark:
+    size = len(user)
+    if size == PENDING or user[PENDING][TS] >= watermark:
         return 0
-    settled: list = user[SETTLED]
-    n = opened = 0
-    for event in pending:
+    settled = user[SETTLED]
+    if settled is None:
+        settled = user[SETTLED] = []
+    last = settled[-1] if settled else None
+    end = PENDING
+    opened = 0
+    while end < size:
+        event = user[end]
         if event[TS] >= watermark:
             break
-        n += 1
-        last = settled[-1] if settled else None
+        end += 1
         if last is not None and not last[ENDED] and event[TS] - last[END] <= gap_ms:
             fold(last, event)
         else:
-            settled.append(new_accumulator(event))
+            last = new_accumulator(event)
+            settled.append(last)
             opened += 1
-    del pending[:n]
+    del user[PENDING:end]
     return opened
 
 
 def close_ready(user: list, watermark: int, gap_ms: int, out: list, user_id: str) -> None:
     """Append a ClosedSession for settled sessions that can no longer change."""
-    settled: list = user[SETTLED]
+    settled = user[SETTLED]
+    if not settled:
+        return
     while settled:
         acc = settled[0]
         if acc[ENDED]:
@@ -100,6 +109,11 @@ def close_ready(user: list, watermark: int, gap_ms: int, out: list, user_id: str
         else:
             return
         out.append(ClosedSession(user_id, settled.pop(0), reason))
+    user[SETTLED] = None
+
+
+def is_empty(user: list) -> bool:
+    return len(user) == PENDING and not user[SETTLED]
 
 
 def deadline(user: list, gap_ms: int) -> int | None:
@@ -108,24 +122,27 @@ def deadline(user: list, gap_ms: int) -> int | None:
     None when the user has nothing open. Called after `settle` and `close_ready`, so at most one
     settled session is left and every pending event is at or above the watermark.
     """
-    settled: list = user[SETTLED]
-    pending: list = user[PENDING]
+    settled = user[SETTLED]
+    size = len(user)
     if settled:
         end = settled[0][END]
-    elif pending:
-        first = pending[0]
+        i = PENDING
+    elif size > PENDING:
+        first = user[PENDING]
         if first[TYPE] == LOGOUT:
             return first[TS]
         end = first[TS]
-        pending = pending[1:]
+        i = PENDING + 1
     else:
         return None
-    for event in pending:
+    while i < size:
+        event = user[i]
         if event[TS] - end > gap_ms:
             break
         end = event[TS]
         if event[TYPE] == LOGOUT:
             return end
+        i += 1
     return end + gap_ms
 
 
@@ -135,7 +152,7 @@ def flush(user: list, watermark: int, gap_ms: int, out: list, user_id: str) -> i
     Returns how many sessions settling the last pending events started.
     """
     opened = settle(user, watermark=2**63, gap_ms=gap_ms)
-    settled: list = user[SETTLED]
+    settled = user[SETTLED] or []
     last = len(settled) - 1
     for i, acc in enumerate(settled):
         if acc[ENDED]:
@@ -145,5 +162,11 @@ def flush(user: list, watermark: int, gap_ms: int, out: list, user_id: str) -> i
         else:
             reason = EOF
         out.append(ClosedSession(user_id, acc, reason))
-    settled.clear()
+    user[SETTLED] = None
     return opened
+
+
+def migrate_v2(user: list) -> list:
+    """[deadline, settled list, pending list] (snapshot v1/v2) -> the current layout."""
+    deadline_value, settled, pending = user
+    return [deadline_value, settled or None, *pending]

@@ -29,7 +29,7 @@ from promotion.profiles import (
 from promotion.sessions import DUPLICATE, INSERTED, ClosedSession
 from promotion.watermark import NO_TIME, Watermark
 
-SNAPSHOT_VERSION: Final = 2
+SNAPSHOT_VERSION: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +294,10 @@ def load_snapshot(blob: bytes) -> dict:
     if version == 1:  # v1 had no profiles and no rules document
         state = {**state, "version": 2, "profiles": {}, "rules": None}
         version = 2
+    if version == 2:  # v2 kept settled and pending events in two nested lists per user
+        users = {uid: sessions.migrate_v2(user) for uid, user in state["users"].items()}
+        state = {**state, "version": 3, "users": users}
+        version = 3
     if version != SNAPSHOT_VERSION:
         raise ValueError(f"unsupported shard snapshot version {version!r}")
     return state
