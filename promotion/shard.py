@@ -1,9 +1,9 @@
 """A shard of users: their open sessions, one watermark, and timers that close sessions lazily.
 
 The dataflow keys state by shard (a stable hash of user_id), not by user: one Bytewax key per
-shard keeps per-item overhead and the number of pending wall-clock timers small. Within a shard a
-min-heap of (deadline, user_id) finds the sessions the watermark has passed, so an advancing
-watermark never scans all open sessions.
+shard keeps per-item overhead and the number of pending wall-clock timers small. Within a shard,
+deadlines bucketed by event time (`DeadlineWheel`) find the sessions the watermark has passed, so
+an advancing watermark never scans all open sessions.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from promotion.profiles import (
     record_session,
 )
 from promotion.sessions import DUPLICATE, INSERTED, ClosedSession
+from promotion.timers import DeadlineWheel
 from promotion.watermark import NO_TIME, Watermark
 
 SNAPSHOT_VERSION: Final = 3
@@ -75,7 +76,7 @@ class SessionShard:
             partitions, config.lateness_ms, config.idle_timeout_ms, now_ms
         )
         self.users: dict[str, list] = {}
-        self._timers: list[tuple[int, str]] = []
+        self._timers = DeadlineWheel()
         #: Cross-session profiles, and a heap of (expiry, user_id) to drop them after the TTL.
         self.profiles: dict[str, list] = {}
         self._expiries: list[tuple[int, str]] = []
@@ -175,10 +176,6 @@ class SessionShard:
     def open_users(self) -> int:
         return len(self.users)
 
-    def next_deadline(self) -> int | None:
-        """The earliest watermark value at which a session of this shard may close."""
-        return self._timers[0][0] if self._timers else None
-
     # -- closing and profiles -----------------------------------------------------------------
 
     def _finish(self, closed: list[ClosedSession]) -> list[SessionFacts]:
@@ -215,29 +212,43 @@ class SessionShard:
 
     # -- timers --------------------------------------------------------------------------------
 
-    def _reschedule(self, user_id: str, user: list, timers: list) -> None:
+    def _reschedule(self, user_id: str, user: list, timers: DeadlineWheel) -> None:
         due = sessions.deadline(user, self.config.gap_ms)
         if due is None:
             del self.users[user_id]
         elif due < user[sessions.DEADLINE]:
             user[sessions.DEADLINE] = due
-            heapq.heappush(timers, (due, user_id))
-        # A later deadline keeps the earlier heap entry; when it fires it is re-pushed.
+            timers.add(due, user_id)
+        # A later deadline keeps the earlier entry; when it fires it is scheduled again.
 
     def _fire_timers(self, closed: list[ClosedSession]) -> None:
         timers = self._timers
         value = self.watermark.value
         gap = self.config.gap_ms
         users = self.users
-        while timers and timers[0][0] < value:
-            due, user_id = heapq.heappop(timers)
-            user = users.get(user_id)
-            if user is None or user[sessions.DEADLINE] != due:
-                continue  # stale entry
-            self.opened += sessions.settle(user, value, gap)
-            sessions.close_ready(user, value, gap, closed, user_id)
-            user[sessions.DEADLINE] = sessions.UNSCHEDULED
-            self._reschedule(user_id, user, timers)
+        width = timers.width
+        while (taken := timers.take_due(value)) is not None:
+            number, members = taken
+            waiting: dict[str, None] = {}
+            for user_id in members:
+                user = users.get(user_id)
+                if user is None or user_id in waiting:
+                    continue
+                due = user[sessions.DEADLINE]
+                if due // width != number:
+                    continue  # stale: the user's live entry is in another bucket
+                if due >= value:
+                    waiting[user_id] = None  # same bucket, not due yet
+                    continue
+                self.opened += sessions.settle(user, value, gap)
+                sessions.close_ready(user, value, gap, closed, user_id)
+                user[sessions.DEADLINE] = sessions.UNSCHEDULED
+                self._reschedule(user_id, user, timers)
+            if waiting:  # the watermark is inside this bucket: nothing later is due either
+                for user_id in waiting:
+                    if users[user_id][sessions.DEADLINE] // width == number:
+                        timers.add(users[user_id][sessions.DEADLINE], user_id)
+                break
         if self._expiries and self._expiries[0][0] < value:
             self._expire_profiles(value)
 
@@ -270,8 +281,8 @@ class SessionShard:
             value=state["watermark"],
         )
         shard.users = state["users"]
-        shard._timers = [(user[sessions.DEADLINE], uid) for uid, user in shard.users.items()]
-        heapq.heapify(shard._timers)
+        for uid, user in shard.users.items():
+            shard._timers.add(user[sessions.DEADLINE], uid)
         shard.profiles = state["profiles"]
         ttl = config.profile_ttl_ms
         shard._expiries = [(p[LAST_TS] + ttl, uid) for uid, p in shard.profiles.items()]
