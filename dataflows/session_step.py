@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import NamedTuple
@@ -18,6 +19,16 @@ from promotion.rules import CompiledRules, dump_rules
 from promotion.shard import LateEvent, SessionConfig, SessionShard
 
 Clock = Callable[[], int]  # wall-clock epoch milliseconds
+
+
+@functools.cache
+def _closed(reason: str):  # labelled children, looked up once per reason
+    return metrics.SESSIONS_CLOSED.labels(reason)
+
+
+@functools.cache
+def _latency(reason: str):
+    return metrics.NOTIFICATION_LATENCY.labels(reason)
 
 
 class ShardOutput(NamedTuple):
@@ -110,15 +121,23 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
             metrics.LATE.inc(len(late))
         if not closed and not late:
             return []
+        by_reason: dict[str, int] = {}
+        duration, size = metrics.SESSION_DURATION.observe, metrics.SESSION_EVENTS.observe
         for facts in closed:
             reason = facts.close_reason
-            metrics.SESSIONS_CLOSED.labels(reason).inc()
-            metrics.SESSION_DURATION.observe(facts.duration_seconds)
-            metrics.SESSION_EVENTS.observe(facts.events)
-            metrics.NOTIFICATION_LATENCY.labels(reason).observe(max(0, now - facts.end) / 1000)
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+            duration((facts.end - facts.start) / 1000)
+            size(facts.events)
+            _latency(reason).observe(max(0, now - facts.end) / 1000)
+        for reason, count in by_reason.items():
+            _closed(reason).inc(count)
         notifications = notifications_for(closed, self._rules)
+        by_decision: dict[tuple[str, str, str], int] = {}
         for n in notifications:
-            metrics.NOTIFICATIONS.labels(n["action"], n["rule"], n["rules_version"]).inc()
+            key = (n["action"], n["rule"], n["rules_version"])
+            by_decision[key] = by_decision.get(key, 0) + 1
+        for key, count in by_decision.items():
+            metrics.NOTIFICATIONS.labels(*key).inc(count)
         return [
             ShardOutput(
                 [notification_record(n) for n in notifications], [late_record(x) for x in late]

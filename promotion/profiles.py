@@ -87,22 +87,28 @@ def profile_facts(profile: list | None, at_ms: int) -> ProfileFacts:
 
 def record_session(profile: list, end_ms: int, paid: bool, categories: frozenset[str]) -> None:
     """Fold a closed session into the profile (sessions close in event-time order per user)."""
-    profile[LAST_TS] = max(profile[LAST_TS], end_ms)
+    if end_ms > profile[LAST_TS]:
+        profile[LAST_TS] = end_ms
     profile[SESSIONS] += 1
-    purchases = [ts for ts in profile[PURCHASES] if end_ms - ts <= PURCHASE_WINDOW_MS]
-    if paid:
-        purchases.append(end_ms)
-    profile[PURCHASES] = purchases
+    if paid or profile[PURCHASES]:  # replaced, never mutated: LazyProfile may hold the old one
+        purchases = [ts for ts in profile[PURCHASES] if end_ms - ts <= PURCHASE_WINDOW_MS]
+        if paid:
+            purchases.append(end_ms)
+        profile[PURCHASES] = purchases
     if not categories and not profile[INTEREST]:
         return
     interest = _decayed(profile, end_ms)
     for category in categories:
         interest[category] = interest.get(category, 0.0) + 1.0
-    profile[INTEREST] = {c: round(s, 6) for c, s in interest.items() if s >= 0.01}
+    if len(interest) > 16:  # forget faded interests, keep the profile small
+        interest = {c: s for c, s in interest.items() if s >= 0.05}
+    profile[INTEREST] = interest
     profile[INTEREST_TS] = end_ms
 
 
 def _decayed(profile: list, at_ms: int) -> dict[str, float]:
-    elapsed = max(0, at_ms - profile[INTEREST_TS])
+    elapsed = at_ms - profile[INTEREST_TS]
+    if elapsed <= 0:
+        return dict(profile[INTEREST])
     factor = 0.5 ** (elapsed / INTEREST_HALF_LIFE_MS)
     return {c: s * factor for c, s in profile[INTEREST].items()}
