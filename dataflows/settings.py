@@ -28,7 +28,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PROMO_", extra="ignore", frozen=True)
 
-    input: Path = Field(DEFAULT_SAMPLE, description="JSON-lines file of events")
+    input: Path = Field(DEFAULT_SAMPLE, description="JSON-lines file, or directory of *.jsonl files")
     output: str = Field("-", description="notifications: file path, or - for stdout")
     rejects_output: str = Field("stderr", description="rejected records: path, -, or stderr")
     late_output: str = Field("stderr", description="late events: path, -, or stderr")
@@ -64,10 +64,20 @@ class Settings(BaseSettings):
     kafka_consumer_config: str = Field("{}", description="JSON object of extra librdkafka consumer keys")
     kafka_producer_config: str = Field("{}", description="JSON object of extra librdkafka producer keys")
 
-    @field_validator("input", "rules")
+    @field_validator("rules")
     @classmethod
     def _readable_file(cls, path: Path) -> Path:
         if not path.is_file():
+            raise ValueError(f"no such file: {path}")
+        return path
+
+    @field_validator("input")
+    @classmethod
+    def _readable_input(cls, path: Path) -> Path:
+        if path.is_dir():
+            if not any(path.glob("*.jsonl")):
+                raise ValueError(f"no *.jsonl files in directory {path}")
+        elif not path.is_file():
             raise ValueError(f"no such file: {path}")
         return path
 

@@ -61,20 +61,24 @@ class _JsonLinesPartition(StatefulSourcePartition[RawBatch, tuple[int, int]]):
 
 
 class JsonLinesSource(FixedPartitionedSource[RawBatch, tuple[int, int]]):
-    """A JSON-lines file as one input partition; resumes at the byte after the last batch."""
+    """JSON-lines input: a file is one partition; a directory gives one partition per `*.jsonl`
+    file in it (so several workers or processes can read and decode in parallel). Each partition
+    resumes at the byte after its last batch."""
 
     def __init__(self, path: Path, batch_size: int = 2_000) -> None:
         self._path = Path(path)
         self._batch_size = batch_size
+        files = sorted(self._path.glob("*.jsonl")) if self._path.is_dir() else [self._path]
+        self._files = {f"file:{f.name}": f for f in files}
 
     @property
     def partition(self) -> str:
-        return f"file:{self._path.name}"
+        return next(iter(self._files))
 
     def list_parts(self) -> list[str]:
-        return [self.partition]
+        return list(self._files)
 
     def build_part(
         self, step_id: str, for_part: str, resume_state: tuple[int, int] | None
     ) -> _JsonLinesPartition:
-        return _JsonLinesPartition(for_part, self._path, self._batch_size, resume_state)
+        return _JsonLinesPartition(for_part, self._files[for_part], self._batch_size, resume_state)

@@ -189,3 +189,34 @@ def test_resume_from_recovery_store_loses_nothing(tmp_path: Path) -> None:
     expected = {encode_notification(n) for n in offline(lines).notifications}
     assert set(out.lines("notifications")) == expected
     assert 0 < before < len(expected)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_directory_input_is_one_partition_per_file(tmp_path: Path, workers: int) -> None:
+    """One stream split over files (one partition each): same notifications as the offline core."""
+    from dataflows.flow import default_wiring
+
+    lines = list(generate(GeneratorConfig(seed=12, users=150, events=3_000, rate_per_s=5.0,
+                                          max_disorder_ms=3_000, duplicate_rate=0.02,
+                                          bad_rate=0.01)))
+    (tmp_path / "in").mkdir()
+    for i in range(3):  # round-robin keeps each file's disorder within the stream's bound
+        (tmp_path / "in" / f"part-{i}.jsonl").write_bytes(b"\n".join(lines[i::3]) + b"\n")
+    settings = load_settings(input=tmp_path / "in", output=str(tmp_path / "out.jsonl"),
+                             rejects_output=str(tmp_path / "rej.jsonl"),
+                             late_output=str(tmp_path / "late.jsonl"), shards=8,
+                             allowed_lateness_seconds=5, idle_timeout_seconds=600)
+    wiring = default_wiring(settings)
+    assert list(wiring.partitions) == ["file:part-0.jsonl", "file:part-1.jsonl", "file:part-2.jsonl"]
+    flow = build_flow(settings, wiring, RULES)
+    if workers == 1:
+        run_main(flow)
+    else:
+        cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    written = (tmp_path / "out.jsonl").read_bytes().splitlines()
+    expected = offline(lines)
+    assert expected.late == [] and len(expected.notifications) > 100
+    assert sorted(orjson.loads(line)["notification_id"] for line in written) == sorted(
+        n["notification_id"] for n in expected.notifications)
+    assert not (tmp_path / "late.jsonl").exists() or (tmp_path / "late.jsonl").read_bytes() == b""
+    assert (tmp_path / "rej.jsonl").read_bytes().count(b"\n") == len(expected.rejected)
