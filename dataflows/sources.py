@@ -28,28 +28,27 @@ class _JsonLinesPartition(StatefulSourcePartition[RawBatch, tuple[int, int]]):
         self._name = name
         self._file = path.open("rb")
         self._batch_size = batch_size
+        self._read_hint = batch_size * 200  # bytes: about `batch_size` typical records
         position, self._line = resume if resume is not None else (0, 0)
         self._file.seek(position)
         self._position = position
         self._ended = False
 
     def next_batch(self) -> list[RawBatch]:
-        offsets: list[int] = []
-        values: list[bytes] = []
-        readline = self._file.readline
-        while len(values) < self._batch_size:
-            line = readline()
-            if not line:
-                break
-            self._line += 1
-            record = line.rstrip(b"\r\n")
-            if record.strip():  # blank lines are not records
-                offsets.append(self._line)
-                values.append(record)
-        self._position = self._file.tell()
         if self._ended:
             raise StopIteration()
-        if not line:  # end of file: this batch is the partition's last
+        offsets: list[int] = []
+        values: list[bytes] = []
+        lines = self._file.readlines(self._read_hint)  # whole lines, about this many bytes
+        first = self._line + 1
+        for number, line in enumerate(lines, first):
+            record = line.rstrip(b"\r\n")
+            if record.strip():  # blank lines are not records
+                offsets.append(number)
+                values.append(record)
+        self._line += len(lines)
+        self._position = self._file.tell()
+        if not lines:  # end of file: this (empty) batch is the partition's last
             self._ended = True
         return [RawBatch(self._name, offsets, values, final=self._ended)]
 

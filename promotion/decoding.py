@@ -1,14 +1,23 @@
-"""Strict, total decoding: any bytes give either an `Event` or a `Rejection`; nothing raises."""
+"""Strict, total decoding: any bytes give either an `Event` or a `Rejection`; nothing raises.
+
+Two paths with one meaning. `decode_many` (the hot path, used per batch) accepts plainly valid
+records itself and builds plain event tuples; any other record goes to the strict decoder
+(`_decode_slow` / `_validate`), which alone decides rejections (reason, detail, field). The fast
+path is checked against the strict one for arbitrary inputs in tests/unit/test_decoding_speedups.py.
+"""
 
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Iterable
+from operator import itemgetter
 from typing import Final, NamedTuple
 
 import orjson
 
 from promotion.events import EVENT_TYPES, PRODUCT_TYPES, Event
-from promotion.timefmt import MAX_MS, BadTimestamp, parse_rfc3339_ms
+from promotion.timefmt import MAX_MS, BadTimestamp, _prefix_ms, _tail_ms, parse_rfc3339_ms
 
 # Machine-readable rejection reasons.
 NOT_JSON: Final = "not_json"
@@ -32,6 +41,18 @@ DEFAULT_MAX_EVENT_BYTES: Final = 65_536
 #: Identifiers longer than this are refused: they would bloat session state and notifications.
 MAX_ID_LENGTH: Final = 256
 _KNOWN_TYPES: Final = frozenset(EVENT_TYPES)
+#: Known type -> the constant itself, so held events share one string per type.
+_CANONICAL_TYPE: Final[dict[str, str]] = {kind: kind for kind in EVENT_TYPES}
+_MAX_FLOAT: Final = sys.float_info.max
+_REQUIRED: Final = itemgetter("event_id", "user_id", "type", "source", "ts")
+_loads: Final = orjson.loads
+_parse_ts: Final = parse_rfc3339_ms
+_make_event: Final = Event._make
+#: Strings of low-cardinality fields (source, product_id, category), so that the events and
+#: sessions held in state share one copy of each (sys.intern would do, but its strings are
+#: immortal on Python 3.12). Cleared when it grows past the limit.
+_SHARED: Final[dict[str, str]] = {}
+_SHARED_LIMIT: Final = 50_000
 
 
 class Rejection(NamedTuple):
@@ -50,6 +71,103 @@ class _Reject(Exception):
 
 def decode_event(raw: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Event | Rejection:
     """Decode one JSON record into an `Event`, or say precisely why not."""
+    events, rejected = decode_many((raw,), max_bytes)
+    if events:
+        return _make_event(events[0])
+    return rejected[0][1]
+
+
+def decode_many(
+    values: Iterable[bytes], max_bytes: int = DEFAULT_MAX_EVENT_BYTES
+) -> tuple[list[tuple], list[tuple[int, Rejection]]]:
+    """Decode records in bulk: (valid events as plain tuples, [(index, rejection)]).
+
+    An event tuple has the fields of `Event` in its order, which is how sessions hold events, so
+    no `Event` is built. Results are exactly those of `decode_event`, record by record.
+
+    The fast path below accepts only plainly valid records. orjson gives exact builtin types, so
+    `type(x) is int` also excludes booleans. Any record it does not vouch for (a missing or
+    mistyped field, an out-of-range value, a timestamp off the parser's fast path) goes to
+    `_decode_slow`, which decides every rejection: reason, detail and field.
+    """
+    events: list[tuple] = []
+    rejected: list[tuple[int, Rejection]] = []
+    append = events.append
+    loads = _loads
+    required = _REQUIRED
+    canonical_type = _CANONICAL_TYPE
+    product_types = PRODUCT_TYPES
+    prefix_ms = _prefix_ms
+    tail_ms = _tail_ms
+    share = _SHARED.setdefault
+    for index, raw in enumerate(values):
+        if len(raw) <= max_bytes:
+            try:
+                obj = loads(raw)
+                event_id, user_id, kind, source, ts = required(obj)
+                kind = canonical_type[kind]  # unknown (KeyError) or unhashable (TypeError)
+                get = obj.get
+                product_id = get("product_id")
+                category = get("category")
+                price = get("price")
+                quantity = get("quantity")
+                if (
+                    type(event_id) is str
+                    and type(user_id) is str
+                    and type(source) is str
+                    and 0 < len(event_id) <= MAX_ID_LENGTH
+                    and 0 < len(user_id) <= MAX_ID_LENGTH
+                    and 0 < len(source) <= MAX_ID_LENGTH
+                ):
+                    ts_type = type(ts)
+                    if ts_type is str:
+                        base = prefix_ms.get(ts[:19])  # see timefmt.parse_rfc3339_ms
+                        adjust = tail_ms.get(ts[19:]) if base is not None else None
+                        ts = _parse_ts(ts) if adjust is None else base + adjust
+                        ts_ok = 0 <= ts <= MAX_MS
+                    else:
+                        ts_ok = ts_type is int and 0 <= ts <= MAX_MS
+                    if product_id is None:
+                        ok = ts_ok and kind not in product_types
+                    else:
+                        ok = ts_ok and type(product_id) is str and 0 < len(product_id) <= MAX_ID_LENGTH
+                    if ok and category is not None:
+                        ok = type(category) is str and 0 < len(category) <= MAX_ID_LENGTH
+                    if ok and price is not None:
+                        price_type = type(price)
+                        if price_type is float:
+                            ok = 0.0 <= price <= _MAX_FLOAT  # also refuses NaN and infinities
+                        elif price_type is int and price >= 0:
+                            price = float(price)
+                        else:
+                            ok = False
+                    if quantity is None:
+                        quantity = 1
+                    elif type(quantity) is not int or not 1 <= quantity <= 1_000_000:
+                        ok = False
+                    if ok:
+                        # One string per source, product and category among held events.
+                        source = share(source, source)
+                        if product_id is not None:
+                            product_id = share(product_id, product_id)
+                        if category is not None:
+                            category = share(category, category)
+                        append((ts, event_id, user_id, kind, source, product_id, category, price, quantity))
+                        continue
+            except Exception:  # noqa: BLE001 - not plainly valid: the slow path decides
+                pass
+        decoded = _decode_slow(raw, max_bytes)
+        if type(decoded) is tuple:
+            append(decoded)
+        else:
+            rejected.append((index, decoded))  # type: ignore[arg-type]
+    if len(_SHARED) > _SHARED_LIMIT:
+        _SHARED.clear()  # bounded: sharing is best effort
+    return events, rejected
+
+
+def _decode_slow(raw: bytes, max_bytes: int) -> tuple | Rejection:
+    """The reference decoder: an event tuple, or the rejection with its reason and detail."""
     if len(raw) > max_bytes:
         return Rejection(OVERSIZED, f"{len(raw)} bytes > limit {max_bytes}")
     try:
@@ -59,7 +177,7 @@ def decode_event(raw: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Event 
     if not isinstance(obj, dict):
         return Rejection(WRONG_TYPE, f"expected a JSON object, got {_json_type(obj)}", "$")
     try:
-        return _validate(obj)
+        return tuple(_validate(obj))
     except _Reject as reject:
         return reject.rejection
     except Exception as error:  # noqa: BLE001 - decoding is total by contract

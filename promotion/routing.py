@@ -8,11 +8,11 @@ follows every partition.
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from typing import Final, NamedTuple
 
-from promotion.decoding import DEFAULT_MAX_EVENT_BYTES, Rejection, decode_event
-from promotion.events import Event
+from promotion.decoding import DEFAULT_MAX_EVENT_BYTES, Rejection, decode_many
 from promotion.watermark import NO_TIME
 
 DEFAULT_SHARDS: Final = 64
@@ -59,27 +59,27 @@ def decode_batch(
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     final: bool = False,
 ) -> DecodedBatch:
-    """Decode a partition batch and split it by shard, keeping partition order."""
+    """Decode a partition batch and split it by shard, keeping partition order.
+
+    Events are built directly as plain tuples in `Event` field order (what sessions hold).
+    """
     n_shards = len(keys)
     per_shard: list[list[tuple]] = [[] for _ in range(n_shards)]
     highs: list[list[int]] = [[] for _ in range(n_shards)]
-    rejected: list[RejectedRecord] = []
-    type_counts: dict[str, int] = {}
+    events, rejections = decode_many(values, max_event_bytes)
     high = NO_TIME
     crc32 = zlib.crc32
-    for index, raw in enumerate(values):
-        decoded = decode_event(raw, max_event_bytes)
-        if not isinstance(decoded, Event):
-            rejected.append(RejectedRecord(index, raw, decoded))
-            continue
-        shard = crc32(decoded.user_id.encode("utf-8")) % n_shards
-        per_shard[shard].append(tuple(decoded))
+    for event in events:
+        shard = crc32(event[2].encode()) % n_shards  # UTF-8, as `shard_of`
+        per_shard[shard].append(event)
         highs[shard].append(high)
-        type_counts[decoded.type] = type_counts.get(decoded.type, 0) + 1
-        if decoded.ts > high:
-            high = decoded.ts
+        ts = event[0]
+        if ts > high:
+            high = ts
     work = [
         (key, ShardBatch(partition, per_shard[i], highs[i], high, final))
         for i, key in enumerate(keys)
     ]
-    return DecodedBatch(work, rejected, len(values) - len(rejected), type_counts)
+    rejected = [RejectedRecord(index, values[index], why) for index, why in rejections]
+    type_counts = dict(Counter([event[3] for event in events]))
+    return DecodedBatch(work, rejected, len(events), type_counts)

@@ -26,7 +26,7 @@ from promotion.profiles import (
     new_profile,
     record_session,
 )
-from promotion.sessions import DUPLICATE, INSERTED, ClosedSession
+from promotion.sessions import DUPLICATE, INSERTED, PENDING, SETTLED, ClosedSession
 from promotion.timers import DeadlineWheel
 from promotion.watermark import NO_TIME, Watermark
 
@@ -135,9 +135,11 @@ class SessionShard:
                 if added == DUPLICATE:
                     duplicates += 1
                     continue
-                self.opened += sessions.settle(user, value, gap)
+                if user[PENDING][TS] < value:  # cheap guards: most events settle nothing
+                    self.opened += sessions.settle(user, value, gap)
                 before = len(closed)
-                sessions.close_ready(user, value, gap, closed, user_id)
+                if user[SETTLED]:
+                    sessions.close_ready(user, value, gap, closed, user_id)
                 # An in-order, non-logout event can only delay the deadline; the heap entry
                 # already scheduled re-pushes itself when it fires, so skip the recomputation.
                 if (

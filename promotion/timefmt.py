@@ -1,4 +1,11 @@
-"""Event-time parsing and formatting: RFC 3339 with offset, or integer epoch milliseconds."""
+"""Event-time parsing and formatting: RFC 3339 with offset, or integer epoch milliseconds.
+
+Parsing is on the per-event hot path, so the common forms take a fast path made of two small
+caches: one for the 19-character date-time prefix (`2026-01-01T10:00:00`, one entry per second of
+event time) and one for the tail (fraction and offset, e.g. `.123Z` or `.123+02:00`). Everything
+else, including every invalid input, goes through the strict regular-expression parser
+(`_parse_strict`), so results and error messages are exactly those of that parser.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,21 @@ _RFC3339: Final = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
 )
 
+# Fast path: ASCII digits only (`\d` also matches other Unicode digits: those take the strict path).
+_PREFIX_LEN: Final = 19
+_PREFIX: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})")
+_TAIL: Final = re.compile(r"(?:\.([0-9]{1,9}))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))")
+_NAIVE_EPOCH: Final = datetime(1970, 1, 1)
+#: Bounded caches: cleared when full (never rebound: `decoding` reads the first two directly),
+#: so memory stays small whatever the input.
+_CACHE_LIMIT: Final = 16_384
+#: date-time prefix -> epoch ms of that wall time read as UTC
+_prefix_ms: dict[str, int] = {}
+#: tail (fraction + offset) -> milliseconds to add to the prefix's value
+_tail_ms: dict[str, int] = {}
+#: epoch second -> formatted "YYYY-MM-DDTHH:MM:SS."
+_formatted: dict[int, str] = {}
+
 
 class BadTimestamp(ValueError):
     """The value is not an RFC 3339 timestamp with offset nor valid epoch milliseconds."""
@@ -23,6 +45,48 @@ class BadTimestamp(ValueError):
 
 def parse_rfc3339_ms(text: str) -> int:
     """Parse an RFC 3339 timestamp that carries an offset into epoch milliseconds."""
+    base = _prefix_ms.get(text[:_PREFIX_LEN])
+    if base is not None:
+        adjust = _tail_ms.get(text[_PREFIX_LEN:])
+        if adjust is not None:
+            ms = base + adjust
+            if 0 <= ms <= MAX_MS:
+                return ms
+    return _parse_and_remember(text)
+
+
+def _parse_and_remember(text: str) -> int:
+    """Cache miss: parse the two parts for the caches, or defer to the strict parser."""
+    prefix = _PREFIX.match(text)
+    tail = _TAIL.fullmatch(text, _PREFIX_LEN) if prefix is not None else None
+    if tail is None:
+        return _parse_strict(text)
+    fraction, sign, hours, minutes = tail.groups()
+    if sign is not None and (int(hours) > 23 or int(minutes) > 59):
+        return _parse_strict(text)  # for its error
+    try:
+        wall = datetime(*map(int, prefix.groups()))  # type: ignore[arg-type]
+    except ValueError:
+        return _parse_strict(text)  # for its error
+    base = (wall - _NAIVE_EPOCH) // ONE_MS
+    adjust = int((fraction or "0")[:3].ljust(3, "0"))
+    if sign is not None:
+        offset = (int(hours) * 60 + int(minutes)) * 60_000
+        adjust -= offset if sign == "+" else -offset
+    ms = base + adjust
+    if not 0 <= ms <= MAX_MS:
+        return _parse_strict(text)  # for its error
+    if len(_prefix_ms) >= _CACHE_LIMIT:
+        _prefix_ms.clear()
+    _prefix_ms[text[:_PREFIX_LEN]] = base
+    if len(_tail_ms) >= _CACHE_LIMIT:
+        _tail_ms.clear()
+    _tail_ms[text[_PREFIX_LEN:]] = adjust
+    return ms
+
+
+def _parse_strict(text: str) -> int:
+    """The reference parser: every input the fast path does not vouch for ends here."""
     match = _RFC3339.fullmatch(text)
     if match is None:
         raise BadTimestamp("not an RFC 3339 timestamp with offset")
@@ -50,5 +114,19 @@ def parse_rfc3339_ms(text: str) -> int:
 
 def format_ms(ms: int) -> str:
     """Format epoch milliseconds as RFC 3339 UTC with millisecond precision."""
+    if type(ms) is not int or not 0 <= ms <= MAX_MS:
+        return _format_strict(ms)
+    second, milli = divmod(ms, 1000)
+    prefix = _formatted.get(second)
+    if prefix is None:
+        if len(_formatted) >= _CACHE_LIMIT:
+            _formatted.clear()
+        prefix = _formatted[second] = (EPOCH + timedelta(seconds=second)).strftime(
+            "%Y-%m-%dT%H:%M:%S."
+        )
+    return f"{prefix}{milli:03d}Z"
+
+
+def _format_strict(ms: int) -> str:
     moment = EPOCH + timedelta(milliseconds=ms)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"

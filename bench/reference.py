@@ -1,0 +1,61 @@
+"""The reference (a plain Python loop, one core) and the offline core (the job's pieces in one loop).
+
+The reference computes the same decisions as the default rules (a payment stops, a cart left over
+starts a promotion) on in-arrival-order sessions in a dict, with no framework: the yardstick the
+job's throughput is a ratio to, measured in the same run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from promotion.pipeline import run_offline
+from promotion.rules import DEFAULT_RULES_PATH, load_rules
+from promotion.shard import SessionConfig
+
+GAP_MS = 300_000
+
+
+def reference_loop(path: Path) -> int:
+    """The same decisions with no framework: in-order sessions in a dict, one core."""
+    open_sessions: dict[str, list] = {}
+    decisions = 0
+
+    def close(session: list) -> int:
+        return 1 if session[2] or any(q > 0 for q in session[3].values()) else 0
+
+    with path.open("rb") as lines:
+        for line in lines:
+            try:
+                e = orjson.loads(line)
+                user, ts, kind = e["user_id"], e["ts"], e["type"]
+            except Exception:  # noqa: BLE001
+                continue
+            if not isinstance(ts, int):
+                continue  # the reference skips RFC 3339 parsing: it flatters the baseline
+            s = open_sessions.get(user)
+            if s is not None and (ts - s[1] > GAP_MS or s[4]):
+                decisions += close(s)
+                s = None
+            if s is None:
+                s = open_sessions[user] = [ts, ts, False, {}, False]
+            s[1] = ts
+            if kind == "add_to_cart":
+                s[3][e["product_id"]] = s[3].get(e["product_id"], 0) + e.get("quantity", 1)
+            elif kind == "remove_from_cart":
+                s[3][e["product_id"]] = max(0, s[3].get(e["product_id"], 0) - e.get("quantity", 1))
+            elif kind == "payment_complete":
+                s[2] = True
+            elif kind == "logout":
+                s[4] = True
+    return decisions + sum(close(s) for s in open_sessions.values())
+
+
+def offline_core(path: Path) -> int:
+    rules = load_rules(DEFAULT_RULES_PATH)
+    with path.open("rb") as lines:
+        stripped = (line.rstrip(b"\n") for line in lines)
+        result = run_offline(stripped, SessionConfig(gap_ms=GAP_MS, lateness_ms=10_000), rules)
+    return len(result.notifications)
