@@ -10,7 +10,9 @@ A user's state is one plain list `[deadline, settled, *pending]`:
   closed once the watermark passes their logout or their end + gap.
 * `deadline` is the watermark value after which something of this user can close (see `deadline`).
 
-One list per user (no nested lists while nothing is settled), and raw events only inside the
+A user whose only state is one pending event is stored as that event tuple alone (a "light"
+user): its deadline follows from the event (`light_deadline`), and `promote` turns it into the list
+form when anything more happens. One list per user otherwise, and raw events only inside the
 lateness window, keep state per open session small.
 """
 
@@ -42,6 +44,16 @@ class ClosedSession(NamedTuple):
 
 def new_user() -> list:
     return [UNSCHEDULED, None]
+
+
+def light_deadline(event: tuple, gap_ms: int) -> int:
+    """The deadline of a user whose whole state is this one pending event."""
+    return event[TS] if event[TYPE] == LOGOUT else event[TS] + gap_ms
+
+
+def promote(event: tuple, gap_ms: int) -> list:
+    """A light user (one pending event) in the list form, keeping its scheduled deadline."""
+    return [light_deadline(event, gap_ms), None, event]
 
 
 DUPLICATE: Final = 0  # add_event results

@@ -30,7 +30,7 @@ from promotion.sessions import DUPLICATE, INSERTED, PENDING, SETTLED, ClosedSess
 from promotion.timers import DeadlineWheel
 from promotion.watermark import NO_TIME, Watermark
 
-SNAPSHOT_VERSION: Final = 3
+SNAPSHOT_VERSION: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +129,12 @@ class SessionShard:
                     continue
                 user_id = event[USER_ID]
                 user = users.get(user_id)
-                if user is None:
-                    user = users[user_id] = sessions.new_user()
+                if user is None:  # a light user: the event alone, its deadline derived
+                    users[user_id] = event
+                    timers.add(sessions.light_deadline(event, gap), user_id)
+                    continue
+                if user.__class__ is tuple:
+                    user = users[user_id] = sessions.promote(user, gap)
                 added = sessions.add_event(user, event)
                 if added == DUPLICATE:
                     duplicates += 1
@@ -166,10 +170,12 @@ class SessionShard:
     def on_eof(self) -> list[SessionFacts]:
         """End of a bounded input: close every open session."""
         closed: list[ClosedSession] = []
+        gap = self.config.gap_ms
         for user_id in sorted(self.users):
-            self.opened += sessions.flush(
-                self.users[user_id], self.watermark.value, self.config.gap_ms, closed, user_id
-            )
+            user = self.users[user_id]
+            if user.__class__ is tuple:
+                user = sessions.promote(user, gap)
+            self.opened += sessions.flush(user, self.watermark.value, gap, closed, user_id)
         self.users.clear()
         self._timers.clear()
         return self._finish(closed)
@@ -236,23 +242,32 @@ class SessionShard:
                 user = users.get(user_id)
                 if user is None or user_id in waiting:
                     continue
-                due = user[sessions.DEADLINE]
+                light = user.__class__ is tuple
+                due = sessions.light_deadline(user, gap) if light else user[sessions.DEADLINE]
                 if due // width != number:
                     continue  # stale: the user's live entry is in another bucket
                 if due >= value:
                     waiting[user_id] = None  # same bucket, not due yet
                     continue
+                if light:
+                    user = users[user_id] = sessions.promote(user, gap)
                 self.opened += sessions.settle(user, value, gap)
                 sessions.close_ready(user, value, gap, closed, user_id)
                 user[sessions.DEADLINE] = sessions.UNSCHEDULED
                 self._reschedule(user_id, user, timers)
             if waiting:  # the watermark is inside this bucket: nothing later is due either
                 for user_id in waiting:
-                    if users[user_id][sessions.DEADLINE] // width == number:
-                        timers.add(users[user_id][sessions.DEADLINE], user_id)
+                    due = self._due(users[user_id])
+                    if due // width == number:
+                        timers.add(due, user_id)
                 break
         if self._expiries and self._expiries[0][0] < value:
             self._expire_profiles(value)
+
+    def _due(self, user: list | tuple) -> int:
+        if user.__class__ is tuple:
+            return sessions.light_deadline(user, self.config.gap_ms)  # type: ignore[arg-type]
+        return user[sessions.DEADLINE]
 
     # -- recovery ------------------------------------------------------------------------------
 
@@ -284,7 +299,7 @@ class SessionShard:
         )
         shard.users = state["users"]
         for uid, user in shard.users.items():
-            shard._timers.add(user[sessions.DEADLINE], uid)
+            shard._timers.add(shard._due(user), uid)
         shard.profiles = state["profiles"]
         ttl = config.profile_ttl_ms
         shard._expiries = [(p[LAST_TS] + ttl, uid) for uid, p in shard.profiles.items()]
@@ -311,6 +326,9 @@ def load_snapshot(blob: bytes) -> dict:
         users = {uid: sessions.migrate_v2(user) for uid, user in state["users"].items()}
         state = {**state, "version": 3, "users": users}
         version = 3
+    if version == 3:  # v4 also allows a lone pending event tuple as a user's state
+        state = {**state, "version": 4}
+        version = 4
     if version != SNAPSHOT_VERSION:
         raise ValueError(f"unsupported shard snapshot version {version!r}")
     return state
