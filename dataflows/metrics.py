@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left
+from collections import Counter as Tally
+from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
@@ -86,6 +89,21 @@ WATERMARK_LAG = Gauge(
     "Wall clock minus the lowest event-time watermark of this process's shards",
 )
 WATERMARK_LAG.set_function(_watermark_lag)
+
+
+def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """What `observe` does for each amount, with one increment per bucket touched.
+
+    `observe` walks the bucket bounds and increments two values per call; a batch of closed
+    sessions observes thousands of amounts. Relies on prometheus_client's (pinned) storage:
+    one non-cumulative value per upper bound, and a sum.
+    """
+    if not amounts:
+        return
+    bounds = histogram._upper_bounds  # noqa: SLF001
+    for index, count in Tally(bisect_left(bounds, amount) for amount in amounts).items():
+        histogram._buckets[index].inc(count)  # noqa: SLF001
+    histogram._sum.inc(sum(amounts))  # noqa: SLF001
 
 
 def topic_of(partition: str) -> str:

@@ -121,16 +121,14 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
             metrics.LATE.inc(len(late))
         if not closed and not late:
             return []
-        by_reason: dict[str, int] = {}
-        duration, size = metrics.SESSION_DURATION.observe, metrics.SESSION_EVENTS.observe
+        latencies: dict[str, list[float]] = {}
         for facts in closed:
-            reason = facts.close_reason
-            by_reason[reason] = by_reason.get(reason, 0) + 1
-            duration((facts.end - facts.start) / 1000)
-            size(facts.events)
-            _latency(reason).observe(max(0, now - facts.end) / 1000)
-        for reason, count in by_reason.items():
-            _closed(reason).inc(count)
+            latencies.setdefault(facts.close_reason, []).append(max(0, now - facts.end) / 1000)
+        for reason, values in latencies.items():
+            _closed(reason).inc(len(values))
+            metrics.observe_many(_latency(reason), values)
+        metrics.observe_many(metrics.SESSION_DURATION, [(f.end - f.start) / 1000 for f in closed])
+        metrics.observe_many(metrics.SESSION_EVENTS, [f.events for f in closed])
         notifications = notifications_for(closed, self._rules)
         by_decision: dict[tuple[str, str, str], int] = {}
         for n in notifications:
