@@ -40,21 +40,35 @@ CART: Final = 6  # {product_id: quantity > 0} or None when empty
 PRICES: Final = 7  # {product_id: last seen price} or None
 VIEWED: Final = 8  # set of viewed product ids or None
 CATEGORIES: Final = 9  # set of categories seen (views and adds) or None
+IDS: Final = 10  # event_ids folded in (list; a set once long), so retries are recognised
+
+_IDS_AS_SET: Final = 32
 
 _N_TYPES: Final = len(EVENT_TYPES)
 
 
 def new_accumulator(event: tuple) -> list:
     """Start a session with its first event."""
-    acc = [event[TS], event[EVENT_ID], event[TS], 0, False, [0] * _N_TYPES, None, None, None, None]
+    acc = [event[TS], event[EVENT_ID], event[TS], 0, False, [0] * _N_TYPES, None, None, None, None, []]
     fold(acc, event)
     return acc
+
+
+def has_event(acc: list, event_id: str) -> bool:
+    return event_id in acc[IDS]
 
 
 def fold(acc: list, event: tuple) -> None:
     """Add an event that sorts after every event already in `acc`."""
     acc[END] = event[TS]
     acc[COUNT] += 1
+    ids = acc[IDS]
+    if ids.__class__ is list:
+        ids.append(event[EVENT_ID])
+        if len(ids) > _IDS_AS_SET:
+            acc[IDS] = set(ids)
+    else:
+        ids.add(event[EVENT_ID])
     kind = event[TYPE]
     acc[TYPE_COUNTS][TYPE_INDEX[kind]] += 1
     if kind == PRODUCT_VIEW:

@@ -22,7 +22,7 @@ from bisect import insort
 from typing import Final, NamedTuple
 
 from promotion.events import EVENT_ID, LOGOUT, TS, TYPE
-from promotion.facts import END, ENDED, fold, new_accumulator
+from promotion.facts import END, ENDED, IDS, fold, has_event, new_accumulator
 
 DEADLINE: Final = 0
 SETTLED: Final = 1
@@ -62,7 +62,14 @@ INSERTED: Final = 2  # out of order: may move the deadline earlier
 
 
 def add_event(user: list, event: tuple) -> int:
-    """Insert an on-time event; DUPLICATE if its event_id is already pending (a producer retry)."""
+    """Insert an on-time event; DUPLICATE if its event_id is already in one of the user's open
+    sessions (a producer retry, even with another timestamp)."""
+    settled = user[SETTLED]
+    if settled:
+        event_id = event[EVENT_ID]
+        for acc in settled:
+            if has_event(acc, event_id):
+                return DUPLICATE
     size = len(user)
     if size > PENDING:
         event_id = event[EVENT_ID]
@@ -176,6 +183,16 @@ def flush(user: list, watermark: int, gap_ms: int, out: list, user_id: str) -> i
         out.append(ClosedSession(user_id, acc, reason))
     user[SETTLED] = None
     return opened
+
+
+def migrate_v4(user: list | tuple) -> list | tuple:
+    """Settled accumulators of snapshot v4 remembered no event ids: start with none."""
+    if user.__class__ is tuple or not user[SETTLED]:
+        return user
+    for acc in user[SETTLED]:
+        if len(acc) == IDS:
+            acc.append([])
+    return user
 
 
 def migrate_v2(user: list) -> list:

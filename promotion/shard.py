@@ -30,7 +30,7 @@ from promotion.sessions import DUPLICATE, INSERTED, PENDING, SETTLED, ClosedSess
 from promotion.timers import DeadlineWheel
 from promotion.watermark import NO_TIME, Watermark
 
-SNAPSHOT_VERSION: Final = 4
+SNAPSHOT_VERSION: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +329,10 @@ def load_snapshot(blob: bytes) -> dict:
     if version == 3:  # v4 also allows a lone pending event tuple as a user's state
         state = {**state, "version": 4}
         version = 4
+    if version == 4:  # v5 accumulators remember their event ids
+        users = {uid: sessions.migrate_v4(user) for uid, user in state["users"].items()}
+        state = {**state, "version": 5, "users": users}
+        version = 5
     if version != SNAPSHOT_VERSION:
         raise ValueError(f"unsupported shard snapshot version {version!r}")
     return state

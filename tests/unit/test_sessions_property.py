@@ -130,3 +130,26 @@ def test_duplicated_events_are_ignored(events, lateness) -> None:
     twice = run_offline([orjson.dumps(e) for e in doubled], config, RULES)
     assert _ours(once) == _ours(twice)
     assert twice.duplicates == len(events) - len(once.late)
+
+
+@settings(max_examples=300, deadline=None)
+@given(timelines(), st.randoms(use_true_random=False), st.integers(0, 300), st.integers(1, 5),
+       st.data())
+def test_retries_with_other_timestamps_are_ignored(events, rnd, lateness, batch_size, data) -> None:
+    """A repeated event_id is the same event, even re-sent with another ts.
+
+    Retries come within one gap of the original: then "ignored within the user's open session"
+    (the service) and "ignored for the user" (the reference) agree, because by the time the
+    session is closed the watermark is past the retry, which is then late.
+    """
+    # A logout closes its session before end + gap, so a retry stamped after the logout opens a
+    # new session here (per the spec), while the reference drops it: keep logouts out.
+    events = [{**e, "type": "login"} if e["type"] == "logout" else e for e in events]
+    retries = []
+    for event in events:
+        if rnd.random() < 0.3:
+            later = {**event, "ts": _decoded(event)["ts"] + data.draw(st.integers(0, GAP))}
+            retries.append(later)
+    arrival = list(events) + retries
+    rnd.shuffle(arrival)
+    _check(arrival, lateness, batch_size, shards=2)

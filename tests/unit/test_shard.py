@@ -101,9 +101,9 @@ def test_state_is_plain_data() -> None:
     feed(shard, "p", [ev(0, kind="add_to_cart"), ev(1, "v", "logout")])
     blob = shard.snapshot()
     # A restricted unpickler refusing every class proves no module path is inside.
-    assert load_snapshot(blob)["version"] == 4
+    assert load_snapshot(blob)["version"] == 5
     with pytest.raises(pickle.UnpicklingError):
-        load_snapshot(pickle.dumps({"version": 4, "users": Event(1, "e", "u", "login", "s")}))
+        load_snapshot(pickle.dumps({"version": 5, "users": Event(1, "e", "u", "login", "s")}))
 
 
 def test_version_1_snapshots_are_migrated() -> None:
