@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from dataflows.session_step import Clock, ShardLogic, ShardOutput
 from dataflows.rules_watch import RulesWatcher
 from dataflows.kafka_io import KafkaInput, KafkaOutput, KafkaUnavailable, list_partitions
 from dataflows.settings import Settings, SettingsError, load_rules_or_exit
-from dataflows.sinks import sink_for
+from dataflows.sinks import prepare_file, sink_for
 from dataflows.sources import JsonLinesSource, RawBatch
 from promotion.records import OutRecord, dead_letter_line, dead_letter_raw
 from promotion.routing import DecodedBatch, decode_batch, shard_keys
@@ -40,10 +42,21 @@ class Wiring:
     raw_dead_letters: bool = False  # original bytes + headers (topics) or JSON lines (files)
 
 
+def recovery_enabled() -> bool:
+    """Whether `bytewax.run` was given a recovery store (flag or environment)."""
+    return bool(os.environ.get("BYTEWAX_RECOVERY_DIRECTORY")) or any(
+        arg in ("-r", "--recovery-directory") or arg.startswith("--recovery-directory=")
+        for arg in sys.argv
+    )
+
+
 def default_wiring(settings: Settings) -> Wiring:
     if settings.mode == "kafka":
         return kafka_wiring(settings)
     source = JsonLinesSource(settings.input, settings.batch_size)
+    fresh = not recovery_enabled()
+    for target in (settings.output, settings.rejects_output, settings.late_output):
+        prepare_file(target, fresh)
     return Wiring(
         source=source,
         partitions=source.list_parts(),

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from promotion.rules import DEFAULT_RULES_PATH, CompiledRules, RulesError, load_rules
@@ -32,10 +32,11 @@ class Settings(BaseSettings):
     output: str = Field("-", description="notifications: file path, or - for stdout")
     rejects_output: str = Field("stderr", description="rejected records: path, -, or stderr")
     late_output: str = Field("stderr", description="late events: path, -, or stderr")
-    gap_seconds: Annotated[float, Field(gt=0)] = 300.0
-    allowed_lateness_seconds: Annotated[float, Field(ge=0)] = 10.0
-    idle_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
-    tick_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    # Times are kept in whole milliseconds: anything shorter than 1 ms is refused, not rounded to 0.
+    gap_seconds: Annotated[float, Field(ge=0.001, allow_inf_nan=False)] = 300.0
+    allowed_lateness_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 10.0
+    idle_timeout_seconds: Annotated[float, Field(ge=0.001, allow_inf_nan=False)] = 30.0
+    tick_seconds: Annotated[float, Field(ge=0.001, le=60)] = 1.0
     rules: Path = DEFAULT_RULES_PATH
     rules_watch: bool = True
     rules_poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
@@ -84,9 +85,29 @@ class Settings(BaseSettings):
     @field_validator("output", "rejects_output", "late_output")
     @classmethod
     def _writable_target(cls, target: str) -> str:
-        if target not in STREAMS and not Path(target).parent.is_dir():
+        if target in STREAMS:
+            return target
+        if Path(target).is_dir():
+            raise ValueError(f"{target!r} is a directory, not a file")
+        if not Path(target).parent.is_dir():
             raise ValueError(f"directory of {target!r} does not exist")
         return target
+
+    @model_validator(mode="after")
+    def _distinct_files(self) -> Settings:
+        """Two outputs on one file would overwrite each other; an output on the input, worse."""
+        seen: dict[Path, str] = {}
+        if self.mode == "file" and self.input.is_file():
+            seen[self.input.resolve()] = "PROMO_INPUT"
+        for name in ("output", "rejects_output", "late_output"):
+            target = getattr(self, name)
+            if target in STREAMS or target == "/dev/null":
+                continue
+            path = Path(target).resolve()
+            if path in seen:
+                raise ValueError(f"PROMO_{name.upper()} and {seen[path]} name the same file {target!r}")
+            seen[path] = f"PROMO_{name.upper()}"
+        return self
 
     @field_validator("kafka_consumer_config", "kafka_producer_config")
     @classmethod
@@ -151,11 +172,18 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read the environment (overrides win); raise SettingsError with one message on failure."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as error:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        settings.session_config()  # the same checks the session engine makes
+        return settings
+    except ValueError as error:
+        if not isinstance(error, ValidationError):
+            raise SettingsError(str(error)) from None
         problems = []
         for item in error.errors():
             name = "PROMO_" + "_".join(str(part) for part in item["loc"]).upper()
+            if not item["loc"]:  # a check across settings names its variables itself
+                problems.append(str(item["msg"]).removeprefix("Value error, "))
+                continue
             message = str(item["msg"]).removeprefix("Value error, ")
             secret = any(word in name for word in ("PASSWORD", "SECRET", "SASL", "SSL"))
             shown = "hidden" if secret else repr(item.get("input"))

@@ -89,6 +89,21 @@ class JsonLinesFileSink(FixedPartitionedSink[list[OutRecord], int]):
         return _FilePartition(self._path, resume_state)
 
 
+def prepare_file(target: str, fresh: bool) -> None:
+    """Make a file output exist at start: emptied for a fresh run, kept when resuming.
+
+    Bytewax opens a sink partition only when its first record arrives, so a run that writes
+    nothing would otherwise leave a previous run's file (or none at all) behind.
+    """
+    if target in ("-", "stdout", "stderr") or not Path(target).parent.is_dir():
+        return
+    path = Path(target)
+    if fresh and (path.is_file() or not path.exists()):
+        path.open("wb").close()
+    elif not path.exists():
+        path.touch()
+
+
 def sink_for(target: str) -> StreamSink | JsonLinesFileSink:
     """`-`/`stdout`, `stderr`, or a file path."""
     if target in ("-", "stdout"):

@@ -10,9 +10,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from promotion.facts import SessionFacts
 from promotion.pipeline import notifications_for, run_offline
 from promotion.rules import CompiledRules
 from promotion.shard import SessionConfig
+from promotion.timefmt import format_ms
 
 
 @dataclass
@@ -50,9 +52,15 @@ def _outcome(rules: CompiledRules, notifications: list[dict]) -> Outcome:
     return outcome
 
 
-def _decisions(notifications: list[dict]) -> dict[tuple, tuple]:
-    return {(n["user_id"], n["session"]["start"], n["session"]["events"]):
-            (n["action"], n["rule"], tuple(n["products"])) for n in notifications}
+def _decisions(closed: list[SessionFacts], rules: CompiledRules) -> dict[tuple, tuple | None]:
+    """Each session (user, start, first event: unique) and what the rules decide for it."""
+    out: dict[tuple, tuple | None] = {}
+    for facts in closed:
+        decision = rules.decide(facts)
+        out[(facts.user_id, format_ms(facts.start), facts.first_event_id)] = (
+            None if decision is None else (decision.action, decision.rule, tuple(decision.products))
+        )
+    return out
 
 
 def replay(lines: Iterable[bytes], config: SessionConfig, baseline: CompiledRules,
@@ -67,10 +75,10 @@ def replay(lines: Iterable[bytes], config: SessionConfig, baseline: CompiledRule
     result = run_offline(counting(lines), config, baseline, shards=shards)
     old = _outcome(baseline, result.notifications)
     new = _outcome(candidate, notifications_for(result.closed, candidate))
-    before, after = _decisions(old.notifications), _decisions(new.notifications)
-    changed_keys = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    sample_rows = [{"user_id": k[0], "session_start": k[1], "events": k[2],
-                    "baseline": before.get(k), "candidate": after.get(k)}
+    before, after = _decisions(result.closed, baseline), _decisions(result.closed, candidate)
+    changed_keys = sorted(k for k in before if before[k] != after[k])
+    sample_rows = [{"user_id": k[0], "session_start": k[1], "first_event_id": k[2],
+                    "baseline": before[k], "candidate": after[k]}
                    for k in changed_keys[:samples]]
     return ReplayReport(counted[0], len(result.closed), old, new, len(changed_keys), sample_rows)
 

@@ -195,6 +195,8 @@ class SessionShard:
         out = []
         for user_id, acc, reason in closed:
             profile = profiles.get(user_id)
+            if profile is not None and profile[LAST_TS] + ttl < acc[START]:
+                profile = None  # expired by the session's own time, however batches fell
             seen = LazyProfile(profile, acc[START]) if profile is not None else NO_PROFILE
             facts = session_facts(user_id, acc, reason, seen)
             if profile is None:
@@ -213,10 +215,12 @@ class SessionShard:
             if profile is None:
                 continue
             due = profile[LAST_TS] + ttl
-            if due < watermark:
-                del profiles[user_id]
-            else:
+            if due >= watermark:
                 heapq.heappush(expiries, (due, user_id))
+            elif user_id in self.users:  # an open session decides later whether it sees it
+                heapq.heappush(expiries, (watermark + self.config.gap_ms, user_id))
+            else:
+                del profiles[user_id]
 
     # -- timers --------------------------------------------------------------------------------
 

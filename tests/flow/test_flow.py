@@ -220,3 +220,20 @@ def test_directory_input_is_one_partition_per_file(tmp_path: Path, workers: int)
         n["notification_id"] for n in expected.notifications)
     assert not (tmp_path / "late.jsonl").exists() or (tmp_path / "late.jsonl").read_bytes() == b""
     assert (tmp_path / "rej.jsonl").read_bytes().count(b"\n") == len(expected.rejected)
+
+
+def test_outputs_are_emptied_even_when_nothing_is_written(tmp_path: Path) -> None:
+    """A fresh run leaves no previous run's records behind, and creates every output file."""
+    from dataflows.flow import default_wiring
+
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b'{"event_id":"e1","user_id":"u","type":"login","ts":1,"source":"a"}\n')
+    stale = b'{"stale":"from a previous run"}\n'
+    (tmp_path / "out.jsonl").write_bytes(stale)
+    (tmp_path / "late.jsonl").write_bytes(stale)
+    settings = load_settings(input=events, output=str(tmp_path / "out.jsonl"),
+                             rejects_output=str(tmp_path / "rej.jsonl"),
+                             late_output=str(tmp_path / "late.jsonl"))
+    run_main(build_flow(settings, default_wiring(settings), RULES))
+    for name in ("out.jsonl", "rej.jsonl", "late.jsonl"):
+        assert (tmp_path / name).read_bytes() == b""

@@ -65,3 +65,17 @@ def test_rules_schema_describes_the_format(capsys: pytest.CaptureFixture) -> Non
     schema = orjson.loads(capsys.readouterr().out)
     assert set(schema["required"]) == {"version", "rules"}
     assert {"Rule", "Comparison", "Audience", "Variant"} <= set(schema["$defs"])
+
+
+def test_replay_counts_sessions_with_the_same_start(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Two sessions of one user may share a start and size (a logout and the next event)."""
+    events, candidate = tmp_path / "ties.jsonl", tmp_path / "cand.yaml"
+    rows = [("a", "add_to_cart", 1000), ("b", "logout", 1000), ("c", "add_to_cart", 1000),
+            ("d", "logout", 1000)]
+    events.write_bytes(b"\n".join(orjson.dumps({"event_id": i, "user_id": "u", "type": t, "ts": ts,
+                                                "source": "s", "product_id": "p"}) for i, t, ts in rows))
+    candidate.write_text("version: c\nrules: [{name: everyone, action: STOP_PROMOTION}]\n")
+    assert main(["replay", str(events), "--rules", str(candidate), "--baseline",
+                 str(DEFAULT_RULES_PATH), "--json"]) == 0
+    report = orjson.loads(capsys.readouterr().out)
+    assert report["sessions"] == 2 and report["changed_sessions"] == 2

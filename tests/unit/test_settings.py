@@ -38,7 +38,7 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 @pytest.mark.parametrize(
     "variable, value, message",
     [
-        ("PROMO_GAP_SECONDS", "0", "PROMO_GAP_SECONDS: Input should be greater than 0"),
+        ("PROMO_GAP_SECONDS", "0", "PROMO_GAP_SECONDS: Input should be greater than or equal to 0.001"),
         ("PROMO_GAP_SECONDS", "five", "PROMO_GAP_SECONDS: Input should be a valid number"),
         ("PROMO_ALLOWED_LATENESS_SECONDS", "-1", "PROMO_ALLOWED_LATENESS_SECONDS"),
         ("PROMO_INPUT", "/nowhere/events.jsonl", "PROMO_INPUT: no such file"),
@@ -63,7 +63,7 @@ def test_bad_configuration_fails_fast_with_one_line(tmp_path: Path) -> None:
     assert run.returncode != 0
     assert run.stderr.strip().splitlines() == [
         "session-promotions: invalid configuration: PROMO_GAP_SECONDS: Input should be greater "
-        "than 0 (got '-3')"
+        "than or equal to 0.001 (got '-3')"
     ]
     env["PROMO_GAP_SECONDS"] = "3"
     run = subprocess.run([sys.executable, "-m", "bytewax.run", "dataflows.promotions"], cwd=ROOT,
@@ -83,3 +83,32 @@ def test_secrets_are_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
     assert "PROMO_KAFKA_SECURITY_PROTOCOL" in str(error.value.code)
     assert "hunter2" not in str(error.value.code)
+
+
+@pytest.mark.parametrize(
+    "variable, value, message",
+    [
+        ("PROMO_GAP_SECONDS", "0.0001", "PROMO_GAP_SECONDS: Input should be greater than or equal to 0.001"),
+        ("PROMO_IDLE_TIMEOUT_SECONDS", "0.0001", "PROMO_IDLE_TIMEOUT_SECONDS"),
+        ("PROMO_GAP_SECONDS", "inf", "PROMO_GAP_SECONDS: Input should be a finite number"),
+        ("PROMO_ALLOWED_LATENESS_SECONDS", "inf", "PROMO_ALLOWED_LATENESS_SECONDS"),
+        ("PROMO_OUTPUT", "/tmp", "PROMO_OUTPUT: '/tmp' is a directory"),
+    ],
+)
+def test_out_of_range_values_are_configuration_errors(monkeypatch: pytest.MonkeyPatch, variable: str,
+                                                      value: str, message: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert message in str(error.value.code)
+
+
+def test_outputs_must_be_distinct_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PROMO_OUTPUT", str(tmp_path / "all.jsonl"))
+    monkeypatch.setenv("PROMO_LATE_OUTPUT", str(tmp_path / "." / "all.jsonl"))
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert "PROMO_LATE_OUTPUT and PROMO_OUTPUT name the same file" in str(error.value.code)
+    monkeypatch.setenv("PROMO_LATE_OUTPUT", str(DEFAULT_SAMPLE))
+    with pytest.raises(SettingsError, match="PROMO_INPUT"):
+        load_settings()

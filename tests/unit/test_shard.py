@@ -176,3 +176,26 @@ def test_snapshot_and_restore_anywhere_changes_nothing(lines, size, data, latene
     split = data.draw(st.integers(0, len(batches)))
     config = SessionConfig(gap_ms=GAP, lateness_ms=lateness)
     assert run(batches, config, split) == run(batches, config, None)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 4))
+def test_profile_visibility_does_not_depend_on_batching(size: int, shards: int) -> None:
+    """A user back after the TTL sees no profile, whichever call closes the session."""
+    config = SessionConfig(gap_ms=GAP, lateness_ms=0, profile_ttl_ms=5_000)
+    lines = [orjson.dumps({"event_id": f"e{i}", "user_id": user, "type": kind, "ts": ts,
+                           "source": "t", "product_id": "p1"})
+             for i, (user, kind, ts) in enumerate([
+                 ("u", "payment_complete", 0), ("x", "login", 3_000), ("u", "login", 20_000),
+                 ("x", "login", 40_000)])]
+    batches = [lines[i : i + size] for i in range(0, len(lines), size)]
+    keys = shard_keys(shards)
+    state = {k: SessionShard(config, ["p"], 0) for k in keys}
+    closed = []
+    for batch in batches:
+        for key, work in decode_batch("p", batch, keys).shards:
+            closed += state[key].on_batch("p", work.events, work.highs_before, work.batch_high, 0).closed
+    for shard in state.values():
+        closed += shard.on_eof()
+    second = [f for f in closed if f.user_id == "u" and f.start == 20_000]
+    assert [f.profile.sessions for f in second] == [0]
