@@ -131,10 +131,6 @@ def close_ready(user: list, watermark: int, gap_ms: int, out: list, user_id: str
     user[SETTLED] = None
 
 
-def is_empty(user: list) -> bool:
-    return len(user) == PENDING and not user[SETTLED]
-
-
 def deadline(user: list, gap_ms: int) -> int | None:
     """The watermark value after which the user's first session closes if nothing else arrives.
 
