@@ -47,11 +47,6 @@ def shard_keys(shards: int) -> list[str]:
     return [f"shard-{i:0{width}d}" for i in range(shards)]
 
 
-def shard_of(user_id: str, shards: int) -> int:
-    """Stable across processes and runs (unlike `hash`)."""
-    return zlib.crc32(user_id.encode("utf-8")) % shards
-
-
 def decode_batch(
     partition: str,
     values: Sequence[bytes],
@@ -70,7 +65,7 @@ def decode_batch(
     high = NO_TIME
     crc32 = zlib.crc32
     for event in events:
-        shard = crc32(event[2].encode()) % n_shards  # UTF-8, as `shard_of`
+        shard = crc32(event[2].encode()) % n_shards  # crc32: stable across processes and runs, unlike `hash`
         per_shard[shard].append(event)
         highs[shard].append(high)
         ts = event[0]

@@ -42,10 +42,6 @@ class ClosedSession(NamedTuple):
     close_reason: str
 
 
-def new_user() -> list:
-    return [UNSCHEDULED, None]
-
-
 def light_deadline(event: tuple, gap_ms: int) -> int:
     """The deadline of a user whose whole state is this one pending event."""
     return event[TS] if event[TYPE] == LOGOUT else event[TS] + gap_ms

@@ -144,8 +144,8 @@ class SessionShard:
                 before = len(closed)
                 if user[SETTLED]:
                     sessions.close_ready(user, value, gap, closed, user_id)
-                # An in-order, non-logout event can only delay the deadline; the heap entry
-                # already scheduled re-pushes itself when it fires, so skip the recomputation.
+                # An in-order, non-logout event can only delay the deadline; the timer already
+                # scheduled reschedules the user when it fires, so skip the recomputation.
                 if (
                     added == INSERTED
                     or event[TYPE] == LOGOUT
@@ -246,14 +246,13 @@ class SessionShard:
                 user = users.get(user_id)
                 if user is None or user_id in waiting:
                     continue
-                light = user.__class__ is tuple
-                due = sessions.light_deadline(user, gap) if light else user[sessions.DEADLINE]
+                due = self._due(user)
                 if due // width != number:
                     continue  # stale: the user's live entry is in another bucket
                 if due >= value:
                     waiting[user_id] = None  # same bucket, not due yet
                     continue
-                if light:
+                if user.__class__ is tuple:
                     user = users[user_id] = sessions.promote(user, gap)
                 self.opened += sessions.settle(user, value, gap)
                 sessions.close_ready(user, value, gap, closed, user_id)
