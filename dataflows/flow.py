@@ -40,6 +40,9 @@ class Wiring:
     rejects: Sink[Any]
     late: Sink[Any]
     raw_dead_letters: bool = False  # original bytes + headers (topics) or JSON lines (files)
+    #: Whether the run keeps a recovery store. Bytewax asks every touched shard for a snapshot at
+    #: each epoch's end even without one; when nothing keeps them, shards skip pickling state.
+    recovery: bool = True
 
 
 def recovery_enabled() -> bool:
@@ -48,6 +51,17 @@ def recovery_enabled() -> bool:
         arg in ("-r", "--recovery-directory") or arg.startswith("--recovery-directory=")
         for arg in sys.argv
     )
+
+
+def snapshots_kept() -> bool:
+    """Whether shard snapshots may be kept. Only under `python -m bytewax.run` is the answer known
+    (its flags and environment, `recovery_enabled`); any other runner (`run_main`, `cluster_main`)
+    may have been given a recovery store, so snapshots are taken."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is None or spec.name != "bytewax.run":
+        return True
+    return recovery_enabled()
 
 
 def default_wiring(settings: Settings) -> Wiring:
@@ -64,6 +78,7 @@ def default_wiring(settings: Settings) -> Wiring:
         rejects=sink_for(settings.rejects_output),
         late=sink_for(settings.late_output),
         raw_dead_letters=False,
+        recovery=snapshots_kept(),
     )
 
 
@@ -83,6 +98,7 @@ def kafka_wiring(settings: Settings) -> Wiring:
         rejects=KafkaOutput(settings.kafka_dlq_topic, producer),
         late=KafkaOutput(settings.kafka_late_topic, producer),
         raw_dead_letters=True,
+        recovery=snapshots_kept(),
     )
 
 
@@ -128,7 +144,7 @@ def build_flow(
         )
 
     def build_shard(resume: bytes | None) -> ShardLogic:
-        return ShardLogic(config, partitions, watcher, clock, tick_ms, resume)
+        return ShardLogic(config, partitions, watcher, clock, tick_ms, resume, wiring.recovery)
 
     def lines(field: str):
         def pick(item: tuple[str, ShardOutput]) -> tuple[str, list[OutRecord]] | None:

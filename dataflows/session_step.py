@@ -47,6 +47,7 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
         clock: Clock,
         tick_ms: int,
         resume: bytes | None,
+        recovery: bool = True,
     ) -> None:
         now = clock()
         if resume is None:
@@ -62,6 +63,7 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
             self._digest, self._rules = rules.current(now)
             self.shard.rules_document = dump_rules(self._rules.rule_set)
         self._clock = clock
+        self._recovery = recovery
         self._tick_ms = tick_ms
         self._next_tick = now + tick_ms
         self._reported_open = 0
@@ -72,16 +74,12 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
         self._follow_rules(now)
         closed: list[SessionFacts] = []
         late: list[LateEvent] = []
-        duplicates = 0
         for work in values:
             result = self.shard.on_batch(
                 work.partition, work.events, work.highs_before, work.batch_high, now, work.final
             )
             closed.extend(result.closed)
             late.extend(result.late)
-            duplicates += result.duplicates
-        if duplicates:
-            metrics.DUPLICATES.inc(duplicates)
         return self._emit(closed, late, now), self.RETAIN
 
     def on_notify(self) -> tuple[Iterable[ShardOutput], bool]:
@@ -99,7 +97,8 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
         return datetime.fromtimestamp(self._next_tick / 1000, tz=timezone.utc)
 
     def snapshot(self) -> bytes:
-        return self.shard.snapshot()
+        # Without a recovery store the snapshot is thrown away: don't pickle the whole shard.
+        return self.shard.snapshot() if self._recovery else b""
 
     def _follow_rules(self, now: int) -> None:
         digest, rules = self._watcher.current(now)
@@ -117,6 +116,9 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
         if shard.opened:
             metrics.SESSIONS_OPENED.inc(shard.opened)
             shard.opened = 0
+        if shard.duplicates:
+            metrics.DUPLICATES.inc(shard.duplicates)
+            shard.duplicates = 0
         if late:
             metrics.LATE.inc(len(late))
         if not closed and not late:

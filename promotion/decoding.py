@@ -1,9 +1,11 @@
 """Strict, total decoding: any bytes give either an `Event` or a `Rejection`; nothing raises.
 
 Two paths with one meaning. `decode_many` (the hot path, used per batch) accepts plainly valid
-records itself and builds plain event tuples; any other record goes to the strict decoder
-(`_decode_slow` / `_validate`), which alone decides rejections (reason, detail, field). The fast
-path is checked against the strict one for arbitrary inputs in tests/unit/test_decoding_speedups.py.
+records with msgspec, which parses and type-checks a record against a schema in C (about a third
+of the time of orjson plus the same checks in Python), and builds plain event tuples; any record
+it does not accept goes to the strict decoder (orjson + `_validate`), which alone decides
+rejections (reason, detail, field). The fast path is checked against the strict one for arbitrary
+inputs in tests/unit/test_decoding_speedups.py.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterable
-from operator import itemgetter
-from typing import Final, NamedTuple
+from typing import Annotated, Final, Literal, NamedTuple, Union
 
+import msgspec
 import orjson
 
 from promotion.events import EVENT_TYPES, PRODUCT_TYPES, Event
@@ -44,8 +46,6 @@ _KNOWN_TYPES: Final = frozenset(EVENT_TYPES)
 #: Known type -> the constant itself, so held events share one string per type.
 _CANONICAL_TYPE: Final[dict[str, str]] = {kind: kind for kind in EVENT_TYPES}
 _MAX_FLOAT: Final = sys.float_info.max
-_REQUIRED: Final = itemgetter("event_id", "user_id", "type", "source", "ts")
-_loads: Final = orjson.loads
 _parse_ts: Final = parse_rfc3339_ms
 _make_event: Final = Event._make
 #: Strings of low-cardinality fields (source, product_id, category), so that the events and
@@ -69,6 +69,26 @@ class _Reject(Exception):
         self.rejection = Rejection(reason, detail, field)
 
 
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+
+
+class _PlainRecord(msgspec.Struct, gc=False):
+    """The shape of a plainly valid record (unknown fields ignored), for the fast path only."""
+
+    event_id: _Id
+    user_id: _Id
+    type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
+    ts: Union[Annotated[int, msgspec.Meta(ge=0, le=MAX_MS)], str]
+    source: _Id
+    product_id: Union[_Id, None] = None
+    category: Union[_Id, None] = None
+    price: Union[Annotated[float, msgspec.Meta(ge=0.0, le=_MAX_FLOAT)], None] = None
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
+
+
+_decode_plain: Final = msgspec.json.Decoder(_PlainRecord).decode
+
+
 def decode_event(raw: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Event | Rejection:
     """Decode one JSON record into an `Event`, or say precisely why not."""
     events, rejected = decode_many((raw,), max_bytes)
@@ -85,16 +105,14 @@ def decode_many(
     An event tuple has the fields of `Event` in its order, which is how sessions hold events, so
     no `Event` is built. Results are exactly those of `decode_event`, record by record.
 
-    The fast path below accepts only plainly valid records. orjson gives exact builtin types, so
-    `type(x) is int` also excludes booleans. Any record it does not vouch for (a missing or
-    mistyped field, an out-of-range value, a timestamp off the parser's fast path) goes to
+    The fast path below accepts only plainly valid records (`_PlainRecord`: strict types, so no
+    booleans for numbers, bounds as in `_validate`). Any record it does not vouch for goes to
     `_decode_slow`, which decides every rejection: reason, detail and field.
     """
     events: list[tuple] = []
     rejected: list[tuple[int, Rejection]] = []
     append = events.append
-    loads = _loads
-    required = _REQUIRED
+    decode = _decode_plain
     canonical_type = _CANONICAL_TYPE
     product_types = PRODUCT_TYPES
     prefix_ms = _prefix_ms
@@ -103,57 +121,28 @@ def decode_many(
     for index, raw in enumerate(values):
         if len(raw) <= max_bytes:
             try:
-                obj = loads(raw)
-                event_id, user_id, kind, source, ts = required(obj)
-                kind = canonical_type[kind]  # unknown (KeyError) or unhashable (TypeError)
-                get = obj.get
-                product_id = get("product_id")
-                category = get("category")
-                price = get("price")
-                quantity = get("quantity")
-                if (
-                    type(event_id) is str
-                    and type(user_id) is str
-                    and type(source) is str
-                    and 0 < len(event_id) <= MAX_ID_LENGTH
-                    and 0 < len(user_id) <= MAX_ID_LENGTH
-                    and 0 < len(source) <= MAX_ID_LENGTH
-                ):
-                    ts_type = type(ts)
-                    if ts_type is str:
-                        base = prefix_ms.get(ts[:19])  # see timefmt.parse_rfc3339_ms
-                        adjust = tail_ms.get(ts[19:]) if base is not None else None
-                        ts = _parse_ts(ts) if adjust is None else base + adjust
-                        ts_ok = 0 <= ts <= MAX_MS
-                    else:
-                        ts_ok = ts_type is int and 0 <= ts <= MAX_MS
-                    if product_id is None:
-                        ok = ts_ok and kind not in product_types
-                    else:
-                        ok = ts_ok and type(product_id) is str and 0 < len(product_id) <= MAX_ID_LENGTH
-                    if ok and category is not None:
-                        ok = type(category) is str and 0 < len(category) <= MAX_ID_LENGTH
-                    if ok and price is not None:
-                        price_type = type(price)
-                        if price_type is float:
-                            ok = 0.0 <= price <= _MAX_FLOAT  # also refuses NaN and infinities
-                        elif price_type is int and price >= 0:
-                            price = float(price)
-                        else:
-                            ok = False
-                    if quantity is None:
-                        quantity = 1
-                    elif type(quantity) is not int or not 1 <= quantity <= 1_000_000:
-                        ok = False
-                    if ok:
-                        # One string per source, product and category among held events.
-                        source = share(source, source)
-                        if product_id is not None:
-                            product_id = share(product_id, product_id)
-                        if category is not None:
-                            category = share(category, category)
-                        append((ts, event_id, user_id, kind, source, product_id, category, price, quantity))
-                        continue
+                record = decode(raw)
+                ts = record.ts
+                if ts.__class__ is str:
+                    base = prefix_ms.get(ts[:19])  # see timefmt.parse_rfc3339_ms
+                    adjust = tail_ms.get(ts[19:]) if base is not None else None
+                    ts = _parse_ts(ts) if adjust is None else base + adjust
+                    if not 0 <= ts <= MAX_MS:
+                        raise ValueError(ts)
+                kind = canonical_type[record.type]
+                product_id = record.product_id
+                category = record.category
+                if product_id is not None:
+                    product_id = share(product_id, product_id)
+                elif kind in product_types:
+                    raise ValueError(kind)
+                if category is not None:
+                    category = share(category, category)
+                # One string per source, product and category among held events.
+                source = share(record.source, record.source)
+                append((ts, record.event_id, record.user_id, kind, source, product_id, category,
+                        record.price, record.quantity))
+                continue
             except Exception:  # noqa: BLE001 - not plainly valid: the slow path decides
                 pass
         decoded = _decode_slow(raw, max_bytes)

@@ -45,6 +45,7 @@ IDS: Final = 10  # event_ids folded in (list; a set once long), so retries are r
 _IDS_AS_SET: Final = 32
 
 _N_TYPES: Final = len(EVENT_TYPES)
+_TYPE_INDEX: Final = TYPE_INDEX
 
 
 def new_accumulator(event: tuple) -> list:
@@ -54,12 +55,11 @@ def new_accumulator(event: tuple) -> list:
     return acc
 
 
-def has_event(acc: list, event_id: str) -> bool:
-    return event_id in acc[IDS]
-
-
 def fold(acc: list, event: tuple) -> None:
-    """Add an event that sorts after every event already in `acc`."""
+    """Add an event that sorts after every event already in `acc`.
+
+    The hot path of the job (once per event): written flat, with no helper calls.
+    """
     acc[END] = event[TS]
     acc[COUNT] += 1
     ids = acc[IDS]
@@ -70,52 +70,51 @@ def fold(acc: list, event: tuple) -> None:
     else:
         ids.add(event[EVENT_ID])
     kind = event[TYPE]
-    acc[TYPE_COUNTS][TYPE_INDEX[kind]] += 1
+    acc[TYPE_COUNTS][_TYPE_INDEX[kind]] += 1
     if kind == PRODUCT_VIEW:
         viewed = acc[VIEWED]
         if viewed is None:
             acc[VIEWED] = {event[PRODUCT_ID]}
         else:
             viewed.add(event[PRODUCT_ID])
-        _note_category(acc, event[CATEGORY])
     elif kind == ADD_TO_CART:
         product = event[PRODUCT_ID]
         cart = acc[CART]
         if cart is None:
-            cart = acc[CART] = {}
-        cart[product] = cart.get(product, 0) + event[QUANTITY]
-        if event[PRICE] is not None:
+            acc[CART] = {product: event[QUANTITY]}
+        else:
+            cart[product] = cart.get(product, 0) + event[QUANTITY]
+        price = event[PRICE]
+        if price is not None:
             prices = acc[PRICES]
             if prices is None:
-                acc[PRICES] = {product: event[PRICE]}
+                acc[PRICES] = {product: price}
             else:
-                prices[product] = event[PRICE]
-        _note_category(acc, event[CATEGORY])
-    elif kind == REMOVE_FROM_CART:
-        cart = acc[CART]
-        if cart is not None:
-            product = event[PRODUCT_ID]
-            left = cart.get(product, 0) - event[QUANTITY]
-            if left > 0:
-                cart[product] = left
-            else:
-                cart.pop(product, None)
-                if not cart:
-                    acc[CART] = None
-    elif kind == PAYMENT_COMPLETE:
-        acc[CART] = None  # everything in the cart was purchased
-    elif kind == LOGOUT:
-        acc[ENDED] = True
-
-
-def _note_category(acc: list, category: str | None) -> None:
-    if category is None:
-        return
-    categories = acc[CATEGORIES]
-    if categories is None:
-        acc[CATEGORIES] = {category}
+                prices[product] = price
     else:
-        categories.add(category)
+        if kind == REMOVE_FROM_CART:
+            cart = acc[CART]
+            if cart is not None:
+                product = event[PRODUCT_ID]
+                left = cart.get(product, 0) - event[QUANTITY]
+                if left > 0:
+                    cart[product] = left
+                else:
+                    cart.pop(product, None)
+                    if not cart:
+                        acc[CART] = None
+        elif kind == PAYMENT_COMPLETE:
+            acc[CART] = None  # everything in the cart was purchased
+        elif kind == LOGOUT:
+            acc[ENDED] = True
+        return
+    category = event[CATEGORY]  # views and adds tell the session's categories
+    if category is not None:
+        categories = acc[CATEGORIES]
+        if categories is None:
+            acc[CATEGORIES] = {category}
+        else:
+            categories.add(category)
 
 
 class SessionFacts(NamedTuple):

@@ -66,8 +66,8 @@ def run_offline(
             )
             result.closed.extend(step.closed)
             result.late.extend(step.late)
-            result.duplicates += step.duplicates
     for key in keys:
         result.closed.extend(state[key].on_eof())
+        result.duplicates += state[key].duplicates
     result.notifications = notifications_for(result.closed, rules)
     return result

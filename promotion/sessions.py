@@ -2,27 +2,28 @@
 
 A user's state is one plain list `[deadline, settled, *pending]`:
 
-* `pending` (from index 2 on) holds raw events (plain tuples) sorted by (ts, event_id) whose ts is
-  not yet below the watermark. They can still be reordered by a late-arriving event, split by a
-  late logout or bridged.
+* `pending` (from index 2 on) holds raw events (plain tuples) in arrival order, not yet folded.
+  Arrival only appends (the hot path does no sorting, no duplicate search and no folding);
+  `tidy` later drops repeated event_ids (the first arrival wins) and sorts by (ts, event_id).
 * `settled` is None or a list of accumulators of sessions built from events below the watermark.
   Every event still to come sorts after all of them, so they only ever grow at the end, and are
   closed once the watermark passes their logout or their end + gap.
-* `deadline` is the watermark value after which something of this user can close (see `deadline`).
+* `deadline` is a lower bound of the watermark value after which something of this user can
+  close: the user is looked at again (tidied, settled, closed, rescheduled exactly) only then, or
+  when its pending events pile up.
 
 A user whose only state is one pending event is stored as that event tuple alone (a "light"
-user): its deadline follows from the event (`light_deadline`), and `promote` turns it into the list
-form when anything more happens. One list per user otherwise, and raw events only inside the
-lateness window, keep state per open session small.
+user): its deadline follows from the event (`event_deadline`), and `promote` turns it into the list
+form when anything more happens. Folding events into accumulators once they are settled keeps
+state per open session small; folding them only when the user is looked at keeps arrival cheap.
 """
 
 from __future__ import annotations
 
-from bisect import insort
 from typing import Final, NamedTuple
 
 from promotion.events import EVENT_ID, LOGOUT, TS, TYPE
-from promotion.facts import END, ENDED, IDS, fold, has_event, new_accumulator
+from promotion.facts import END, ENDED, IDS, fold, new_accumulator
 
 DEADLINE: Final = 0
 SETTLED: Final = 1
@@ -42,49 +43,54 @@ class ClosedSession(NamedTuple):
     close_reason: str
 
 
-def light_deadline(event: tuple, gap_ms: int) -> int:
-    """The deadline of a user whose whole state is this one pending event."""
+def event_deadline(event: tuple, gap_ms: int) -> int:
+    """How early this event can make its user's first session closable.
+
+    It is the deadline of a light user (this event alone). For an arriving event: a logout can
+    close a session at its own ts; any other event only extends or merges sessions, or opens one
+    of its own (closable at ts + gap). So min(the user's bound, this) stays a lower bound of the
+    user's exact deadline, and an in-order, non-logout event never lowers it.
+    """
     return event[TS] if event[TYPE] == LOGOUT else event[TS] + gap_ms
 
 
 def promote(event: tuple, gap_ms: int) -> list:
     """A light user (one pending event) in the list form, keeping its scheduled deadline."""
-    return [light_deadline(event, gap_ms), None, event]
+    return [event_deadline(event, gap_ms), None, event]
 
 
-DUPLICATE: Final = 0  # add_event results
-APPENDED: Final = 1  # sorts after every pending event: can only delay the user's deadline
-INSERTED: Final = 2  # out of order: may move the deadline earlier
-
-
-def add_event(user: list, event: tuple) -> int:
-    """Insert an on-time event; DUPLICATE if its event_id is already in one of the user's open
-    sessions (a producer retry, even with another timestamp)."""
-    settled = user[SETTLED]
-    if settled:
-        event_id = event[EVENT_ID]
-        for acc in settled:
-            if has_event(acc, event_id):
-                return DUPLICATE
+def tidy(user: list) -> int:
+    """Sort pending events by (ts, event_id) and drop repeats of an event_id already pending (the
+    first arrival wins) or folded into one of the user's open sessions: producer retries, even
+    with another timestamp. Returns how many repeats were dropped."""
     size = len(user)
-    if size > PENDING:
+    if size <= PENDING:
+        return 0
+    settled = user[SETTLED]
+    pending = user[PENDING:]
+    ids = {event[EVENT_ID] for event in pending}
+    if len(ids) == size - PENDING and (not settled or all(ids.isdisjoint(acc[IDS]) for acc in settled)):
+        if size > PENDING + 1:  # the common case: no repeats, and sorting an in-order run is cheap
+            pending.sort()  # event ids are distinct: tuples compare by (ts, event_id) alone
+            user[PENDING:] = pending
+        return 0
+    kept: list[tuple] = []
+    seen: set[str] = set()
+    for event in pending:
         event_id = event[EVENT_ID]
-        for i in range(PENDING, size):
-            if user[i][EVENT_ID] == event_id:
-                return DUPLICATE
-        if event > user[-1]:
-            user.append(event)
-            return APPENDED
-        insort(user, event, PENDING)
-        return INSERTED
-    user.append(event)
-    return APPENDED
+        if event_id in seen or (settled and any(event_id in acc[IDS] for acc in settled)):
+            continue
+        seen.add(event_id)
+        kept.append(event)
+    kept.sort()
+    user[PENDING:] = kept
+    return size - PENDING - len(kept)
 
 
 def settle(user: list, watermark: int, gap_ms: int) -> int:
     """Fold pending events below the watermark into settled sessions, in event-time order.
 
-    Returns how many sessions this started.
+    Pending events must be tidy (`tidy`). Returns how many sessions this started.
     """
     size = len(user)
     if size == PENDING or user[PENDING][TS] >= watermark:
@@ -160,7 +166,7 @@ def deadline(user: list, gap_ms: int) -> int | None:
 def flush(user: list, watermark: int, gap_ms: int, out: list, user_id: str) -> int:
     """Close everything at end of input: logout and proven gaps keep their reason, the rest is eof.
 
-    Returns how many sessions settling the last pending events started.
+    Pending events must be tidy. Returns how many sessions settling them started.
     """
     opened = settle(user, watermark=2**63, gap_ms=gap_ms)
     settled = user[SETTLED] or []

@@ -26,11 +26,13 @@ from promotion.profiles import (
     new_profile,
     record_session,
 )
-from promotion.sessions import DUPLICATE, INSERTED, PENDING, SETTLED, ClosedSession
+from promotion.sessions import DEADLINE, ClosedSession
 from promotion.timers import DeadlineWheel
 from promotion.watermark import NO_TIME, Watermark
 
-SNAPSHOT_VERSION: Final = 5
+SNAPSHOT_VERSION: Final = 6
+#: Pending events a user may pile up before it is settled at once (bounds raw events in state).
+_PENDING_LIMIT: Final = sessions.PENDING + 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,6 @@ class LateEvent(NamedTuple):
 class ShardResult(NamedTuple):
     closed: list[SessionFacts]
     late: list[LateEvent]
-    duplicates: int
 
 
 class SessionShard:
@@ -83,8 +84,9 @@ class SessionShard:
         #: The rules document this shard decides with, kept in snapshots so that a replay after
         #: a crash switches rules at the same point of the stream. Opaque to the shard.
         self.rules_document: dict | None = None
-        #: Sessions started since the caller last reset this (for metrics).
+        #: Sessions started, and repeated events dropped, since the caller last reset these.
         self.opened = 0
+        self.duplicates = 0
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -102,16 +104,20 @@ class SessionShard:
         `highs_before[i]` is the partition's highest ts among the batch's records before event i
         (all shards' records), so lateness is decided exactly as if the shard saw the whole
         partition, whatever the batching.
+
+        Arrival only appends an event to its user and lowers the user's deadline bound if the
+        event can close something sooner; the user is settled and closed when that deadline
+        comes (`_fire_timers`) or when its pending events pile up.
         """
         wm = self.watermark
         closed: list[ClosedSession] = []
         late: list[LateEvent] = []
-        duplicates = 0
         if events:
             gap = self.config.gap_ms
             lateness = self.config.lateness_ms
             users = self.users
             timers = self._timers
+            add_timer = timers.add
             floor = wm.floor_excluding(partition, now_ms)
             high = wm.high.get(partition, NO_TIME)
             value = wm.value
@@ -127,38 +133,31 @@ class SessionShard:
                 if ts < value:
                     late.append(LateEvent(event, value, partition))
                     continue
+                due = ts if event[TYPE] == LOGOUT else ts + gap  # sessions.event_deadline
                 user_id = event[USER_ID]
                 user = users.get(user_id)
                 if user is None:  # a light user: the event alone, its deadline derived
                     users[user_id] = event
-                    timers.add(sessions.light_deadline(event, gap), user_id)
+                    add_timer(due, user_id)
                     continue
                 if user.__class__ is tuple:
-                    user = users[user_id] = sessions.promote(user, gap)
-                added = sessions.add_event(user, event)
-                if added == DUPLICATE:
-                    duplicates += 1
-                    continue
-                if user[PENDING][TS] < value:  # cheap guards: most events settle nothing
-                    self.opened += sessions.settle(user, value, gap)
-                before = len(closed)
-                if user[SETTLED]:
-                    sessions.close_ready(user, value, gap, closed, user_id)
-                # An in-order, non-logout event can only delay the deadline; the timer already
-                # scheduled reschedules the user when it fires, so skip the recomputation.
-                if (
-                    added == INSERTED
-                    or event[TYPE] == LOGOUT
-                    or len(closed) != before
-                    or user[sessions.DEADLINE] == sessions.UNSCHEDULED
-                ):
-                    self._reschedule(user_id, user, timers)
+                    bound = sessions.event_deadline(user, gap)
+                    user = users[user_id] = [bound, None, user, event]
+                else:
+                    user.append(event)
+                    if len(user) > _PENDING_LIMIT:  # bound raw events held: settle what can be
+                        wm.value = value
+                        self._wake(user_id, user, value, closed)
+                        continue
+                if due < user[DEADLINE]:
+                    user[DEADLINE] = due
+                    add_timer(due, user_id)
             wm.value = value
             if high > wm.high.get(partition, NO_TIME):
                 wm.high[partition] = high
         wm.end_batch(partition, batch_high, now_ms, final)
         self._fire_timers(closed)
-        return ShardResult(self._finish(closed), late, duplicates)
+        return ShardResult(self._finish(closed), late)
 
     def on_tick(self, now_ms: int) -> list[SessionFacts]:
         """Wall-clock progress: idle partitions stop holding back; all idle moves time on."""
@@ -175,6 +174,7 @@ class SessionShard:
             user = self.users[user_id]
             if user.__class__ is tuple:
                 user = sessions.promote(user, gap)
+            self.duplicates += sessions.tidy(user)
             self.opened += sessions.flush(user, self.watermark.value, gap, closed, user_id)
         self.users.clear()
         self._timers.clear()
@@ -224,14 +224,20 @@ class SessionShard:
 
     # -- timers --------------------------------------------------------------------------------
 
-    def _reschedule(self, user_id: str, user: list, timers: DeadlineWheel) -> None:
-        due = sessions.deadline(user, self.config.gap_ms)
+    def _wake(self, user_id: str, user: list, value: int, closed: list[ClosedSession]) -> None:
+        """Tidy and settle the user's pending events, close what the watermark has passed, and
+        schedule its exact deadline (or drop the user when nothing is left open)."""
+        gap = self.config.gap_ms
+        self.duplicates += sessions.tidy(user)
+        self.opened += sessions.settle(user, value, gap)
+        sessions.close_ready(user, value, gap, closed, user_id)
+        due = sessions.deadline(user, gap)
         if due is None:
             del self.users[user_id]
-        elif due < user[sessions.DEADLINE]:
-            user[sessions.DEADLINE] = due
-            timers.add(due, user_id)
-        # A later deadline keeps the earlier entry; when it fires it is scheduled again.
+        elif due < user[DEADLINE] or user[DEADLINE] < value:
+            user[DEADLINE] = due
+            self._timers.add(due, user_id)
+        # A later deadline keeps the earlier (unfired) entry; when it fires it wakes the user again.
 
     def _fire_timers(self, closed: list[ClosedSession]) -> None:
         timers = self._timers
@@ -254,10 +260,7 @@ class SessionShard:
                     continue
                 if user.__class__ is tuple:
                     user = users[user_id] = sessions.promote(user, gap)
-                self.opened += sessions.settle(user, value, gap)
-                sessions.close_ready(user, value, gap, closed, user_id)
-                user[sessions.DEADLINE] = sessions.UNSCHEDULED
-                self._reschedule(user_id, user, timers)
+                self._wake(user_id, user, value, closed)
             if waiting:  # the watermark is inside this bucket: nothing later is due either
                 for user_id in waiting:
                     due = self._due(users[user_id])
@@ -269,8 +272,8 @@ class SessionShard:
 
     def _due(self, user: list | tuple) -> int:
         if user.__class__ is tuple:
-            return sessions.light_deadline(user, self.config.gap_ms)  # type: ignore[arg-type]
-        return user[sessions.DEADLINE]
+            return sessions.event_deadline(user, self.config.gap_ms)  # type: ignore[arg-type]
+        return user[DEADLINE]
 
     # -- recovery ------------------------------------------------------------------------------
 
@@ -336,6 +339,9 @@ def load_snapshot(blob: bytes) -> dict:
         users = {uid: sessions.migrate_v4(user) for uid, user in state["users"].items()}
         state = {**state, "version": 5, "users": users}
         version = 5
+    if version == 5:  # v6 pending events may be unsorted and repeated (tidied when settled)
+        state = {**state, "version": 6}
+        version = 6
     if version != SNAPSHOT_VERSION:
         raise ValueError(f"unsupported shard snapshot version {version!r}")
     return state

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from promotion.events import Event
 from promotion.routing import decode_batch, shard_keys
-from promotion.shard import SessionConfig, SessionShard, load_snapshot
+from promotion.shard import SNAPSHOT_VERSION, SessionConfig, SessionShard, load_snapshot
 from promotion.watermark import NO_TIME
 
 GAP = 1_000
@@ -101,7 +101,7 @@ def test_state_is_plain_data() -> None:
     feed(shard, "p", [ev(0, kind="add_to_cart"), ev(1, "v", "logout")])
     blob = shard.snapshot()
     # A restricted unpickler refusing every class proves no module path is inside.
-    assert load_snapshot(blob)["version"] == 5
+    assert load_snapshot(blob)["version"] == SNAPSHOT_VERSION
     with pytest.raises(pickle.UnpicklingError):
         load_snapshot(pickle.dumps({"version": 5, "users": Event(1, "e", "u", "login", "s")}))
 
