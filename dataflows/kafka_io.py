@@ -110,7 +110,7 @@ class KafkaInput(FixedPartitionedSource[RawBatch, int]):
     """Every partition of the given topics; one Bytewax input partition per Kafka partition."""
 
     def __init__(self, config: dict[str, Any], partitions: Sequence[str], *, start_at_end: bool = False,
-                 batch_size: int = 2_000, stop_at_end: bool = False) -> None:
+                 batch_size: int = 10_000, stop_at_end: bool = False) -> None:
         self._config = config
         self._partitions = list(partitions)
         self._start = OFFSET_END if start_at_end else OFFSET_BEGINNING

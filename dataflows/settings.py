@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     rules_poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
     profile_ttl_days: Annotated[float, Field(ge=0, le=3650)] = 30.0
     shards: Annotated[int, Field(ge=1, le=4096)] = 64
-    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 2_000
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 10_000
     max_event_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 65_536
 
     # -- Kafka (PROMO_MODE=kafka) ------------------------------------------------------------------

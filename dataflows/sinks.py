@@ -15,10 +15,9 @@ from bytewax.outputs import (
     StatelessSinkPartition,
 )
 
-_STREAM_LOCK = threading.Lock()
-
-
 from promotion.records import OutRecord
+
+_STREAM_LOCK = threading.Lock()
 
 Records = tuple[str, list[OutRecord]]  # (routing key, records of one upstream batch)
 
@@ -63,10 +62,12 @@ class _FilePartition(StatefulSinkPartition[list[OutRecord], int]):
         if chunk:
             self._file.write(chunk)
             self._file.flush()
-            if self._durable:
-                os.fsync(self._file.fileno())
 
     def snapshot(self) -> int:
+        """The position resumed from: everything before it is on disk (fsync), so a resume never
+        truncates to beyond the file's end. Lines after it are written again on resume."""
+        if self._durable:
+            os.fsync(self._file.fileno())
         return self._file.tell()
 
     def close(self) -> None:

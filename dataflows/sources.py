@@ -64,7 +64,7 @@ class JsonLinesSource(FixedPartitionedSource[RawBatch, tuple[int, int]]):
     file in it (so several workers or processes can read and decode in parallel). Each partition
     resumes at the byte after its last batch."""
 
-    def __init__(self, path: Path, batch_size: int = 2_000) -> None:
+    def __init__(self, path: Path, batch_size: int = 10_000) -> None:
         self._path = Path(path)
         self._batch_size = batch_size
         files = sorted(self._path.glob("*.jsonl")) if self._path.is_dir() else [self._path]

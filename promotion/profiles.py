@@ -4,7 +4,9 @@ A profile is a plain list `[last_ts, sessions, purchases, interest, interest_ts]
 * `sessions`: sessions closed within the TTL window (reset when the profile expires);
 * `purchases`: event times of sessions with a payment, within the last 30 days;
 * `interest`: {category: score}, an exponential moving average in event time (half-life 7 days) of
-  how many sessions touched the category, like the seed talk's recommender.
+  how many sessions touched the category, like the seed talk's recommender. Scores are stored as
+  of `interest_ts`: the score at time t is the stored one times 0.5 ** ((t - interest_ts) / half-
+  life). A session adds its weight as of `interest_ts`, so recording one never rescales them all.
 Rules see the profile as it was *before* the session being decided.
 """
 
@@ -85,6 +87,10 @@ def profile_facts(profile: list | None, at_ms: int) -> ProfileFacts:
     return ProfileFacts(profile[SESSIONS], len(recent), round(since, 3), frozenset(top))
 
 
+#: Past this many half-lives between `interest_ts` and a new session, scores are rebased to it.
+_REBASE_HALF_LIVES: Final = 64
+
+
 def record_session(profile: list, end_ms: int, paid: bool, categories: frozenset[str]) -> None:
     """Fold a closed session into the profile (sessions close in event-time order per user)."""
     if end_ms > profile[LAST_TS]:
@@ -95,18 +101,32 @@ def record_session(profile: list, end_ms: int, paid: bool, categories: frozenset
         if paid:
             purchases.append(end_ms)
         profile[PURCHASES] = purchases
-    if not categories and not profile[INTEREST]:
+    if not categories:
         return
-    interest = _decayed(profile, end_ms)
+    interest = profile[INTEREST]
+    if not interest:
+        interest = {}
+        profile[INTEREST_TS] = end_ms
+        weight = 1.0
+    else:
+        half_lives = (end_ms - profile[INTEREST_TS]) / INTEREST_HALF_LIFE_MS
+        if half_lives > _REBASE_HALF_LIVES:
+            interest = _decayed(profile, end_ms)
+            profile[INTEREST_TS] = end_ms
+            weight = 1.0
+        else:
+            interest = dict(interest)  # replaced, never mutated (see LazyProfile)
+            weight = 2.0**half_lives
     for category in categories:
-        interest[category] = interest.get(category, 0.0) + 1.0
-    if len(interest) > 16:  # forget faded interests, keep the profile small
-        interest = {c: s for c, s in interest.items() if s >= 0.05}
+        interest[category] = interest.get(category, 0.0) + weight
+    if len(interest) > 16:  # forget faded interests (below 0.05 now), keep the profile small
+        floor = 0.05 * weight
+        interest = {c: s for c, s in interest.items() if s >= floor}
     profile[INTEREST] = interest
-    profile[INTEREST_TS] = end_ms
 
 
 def _decayed(profile: list, at_ms: int) -> dict[str, float]:
+    """The interest scores as of `at_ms`."""
     elapsed = at_ms - profile[INTEREST_TS]
     if elapsed <= 0:
         return dict(profile[INTEREST])
