@@ -17,7 +17,7 @@ from typing import Final, NamedTuple
 
 from promotion import sessions
 from promotion.events import LOGOUT, PAYMENT_COMPLETE, TS, TYPE, USER_ID
-from promotion.facts import END, START, SessionFacts, session_facts
+from promotion.facts import END, START, SessionFacts, new_accumulator, session_facts
 from promotion.profiles import (
     DAY_MS,
     LAST_TS,
@@ -252,14 +252,22 @@ class SessionShard:
                 user = users.get(user_id)
                 if user is None or user_id in waiting:
                     continue
-                due = self._due(user)
+                light = user.__class__ is tuple
+                if light:  # sessions.event_deadline, inline: this loop runs once per session
+                    due = user[TS] if user[TYPE] == LOGOUT else user[TS] + gap
+                else:
+                    due = user[DEADLINE]
                 if due // width != number:
                     continue  # stale: the user's live entry is in another bucket
                 if due >= value:
                     waiting[user_id] = None  # same bucket, not due yet
                     continue
-                if user.__class__ is tuple:
-                    user = users[user_id] = sessions.promote(user, gap)
+                if light:  # its one event is a whole session, closable now
+                    reason = sessions.LOGOUT_REASON if user[TYPE] == LOGOUT else sessions.GAP
+                    closed.append(ClosedSession(user_id, new_accumulator(user), reason))
+                    self.opened += 1
+                    del users[user_id]
+                    continue
                 self._wake(user_id, user, value, closed)
             if waiting:  # the watermark is inside this bucket: nothing later is due either
                 for user_id in waiting:

@@ -189,6 +189,8 @@ def start_live(prometheus_bin: str, promtool: str, tmp: Path, processes: Process
         "PROMO_REJECTS_OUTPUT": str(tmp / "rejects.jsonl"), "PROMO_LATE_OUTPUT": str(tmp / "late.jsonl"),
         "BYTEWAX_DATAFLOW_API_ENABLED": "true", "BYTEWAX_DATAFLOW_API_PORT": str(api_port),
         "BYTEWAX_DATAFLOW_API_CACHE_PATH": str(tmp),
+        # Small batches make the run last several scrapes, with wall-clock ticks (on_notify) in it.
+        "PROMO_BATCH_SIZE": "200",
     }
     flow = processes.start(["sh", str(ENTRYPOINT)], log=tmp / "dataflow.log", env=env, cwd=tmp)
 
