@@ -16,7 +16,7 @@ from promotion.routing import decode_batch, shard_keys
 from promotion.rules import DEFAULT_RULES_PATH, load_rules
 from promotion.shard import SessionConfig
 
-BATCH = 2_000
+BATCH = 10_000  # the job's default PROMO_BATCH_SIZE
 
 
 def read_lines(path: Path) -> list[bytes]:

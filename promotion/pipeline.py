@@ -49,7 +49,7 @@ def run_offline(
     rules: CompiledRules,
     *,
     shards: int = DEFAULT_SHARDS,
-    batch_size: int = 2_000,
+    batch_size: int = 10_000,
     partition: str = "input",
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
 ) -> OfflineResult:

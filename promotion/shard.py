@@ -31,8 +31,10 @@ from promotion.timers import DeadlineWheel
 from promotion.watermark import NO_TIME, Watermark
 
 SNAPSHOT_VERSION: Final = 6
-#: Pending events a user may pile up before it is settled at once (bounds raw events in state).
-_PENDING_LIMIT: Final = sessions.PENDING + 16
+#: A user is settled at once whenever its list reaches a multiple of this length: raw events in
+#: state stay bounded, and a burst of events within the lateness (which cannot settle yet) costs
+#: one sort per this many arrivals, not one per arrival.
+_SETTLE_EVERY: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +147,7 @@ class SessionShard:
                     user = users[user_id] = [bound, None, user, event]
                 else:
                     user.append(event)
-                    if len(user) > _PENDING_LIMIT:  # bound raw events held: settle what can be
-                        wm.value = value
+                    if not len(user) % _SETTLE_EVERY:  # bound raw events held: settle what can be
                         self._wake(user_id, user, value, closed)
                         continue
                 if due < user[DEADLINE]:

@@ -199,3 +199,26 @@ def test_profile_visibility_does_not_depend_on_batching(size: int, shards: int) 
         closed += shard.on_eof()
     second = [f for f in closed if f.user_id == "u" and f.start == 20_000]
     assert [f.profile.sessions for f in second] == [0]
+
+
+@given(st.randoms(use_true_random=False), st.integers(1, 6))
+@settings(max_examples=50)
+def test_a_burst_within_the_lateness_matches_sorted_input(rnd, batches: int) -> None:
+    """Hundreds of one user's events inside the lateness window (none can settle yet), shuffled
+    and with retries, fed in several batches: the sessions of the sorted, deduplicated input."""
+    kinds = ["product_view", "add_to_cart", "remove_from_cart", "logout", "payment_complete"]
+    events = [ev(ts * 37 % 5_000, kind=rnd.choice(kinds)) for ts in range(300)]
+    arrival = events + [rnd.choice(events) for _ in range(40)]  # exact retries
+    rnd.shuffle(arrival)
+    config = SessionConfig(gap_ms=GAP, lateness_ms=10_000, profile_ttl_ms=0)
+    shuffled = SessionShard(config, ["p"], now_ms=0)
+    size = -(-len(arrival) // batches)
+    closed = []
+    for i in range(0, len(arrival), size):
+        closed += feed(shuffled, "p", arrival[i : i + size]).closed
+    closed += shuffled.on_eof()
+    in_order = SessionShard(config, ["p"], now_ms=0)
+    expected = feed(in_order, "p", sorted(events)).closed + in_order.on_eof()
+    shape = lambda facts: [(f.start, f.end, f.events, f.close_reason, dict(f.cart)) for f in facts]
+    assert shape(closed) == shape(expected)
+    assert shuffled.duplicates == 40
