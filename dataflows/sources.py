@@ -37,15 +37,15 @@ class _JsonLinesPartition(StatefulSourcePartition[RawBatch, tuple[int, int]]):
     def next_batch(self) -> list[RawBatch]:
         if self._ended:
             raise StopIteration()
-        offsets: list[int] = []
-        values: list[bytes] = []
         lines = self._file.readlines(self._read_hint)  # whole lines, about this many bytes
         first = self._line + 1
-        for number, line in enumerate(lines, first):
-            record = line.rstrip(b"\r\n")
-            if record.strip():  # blank lines are not records
-                offsets.append(number)
-                values.append(record)
+        values = [line.rstrip(b"\r\n") for line in lines]
+        if all(map(bytes.strip, values)):  # the common case: no blank lines
+            offsets = list(range(first, first + len(values)))
+        else:  # blank lines are not records
+            numbered = [(n, v) for n, v in enumerate(values, first) if v.strip()]
+            offsets = [n for n, _ in numbered]
+            values = [v for _, v in numbered]
         self._line += len(lines)
         self._position = self._file.tell()
         if not lines:  # end of file: this (empty) batch is the partition's last
