@@ -5,11 +5,11 @@ its run loop instead of the process dying mid-write; output after the last snaps
 again on the next start, from the recovery store.
 """
 
-import gc
 import signal
 import threading
 
 from dataflows.flow import build_flow
+from dataflows.gc_tuning import tune_garbage_collector
 from dataflows.settings import load_settings
 
 if threading.current_thread() is threading.main_thread():
@@ -17,8 +17,4 @@ if threading.current_thread() is threading.main_thread():
 
 flow = build_flow(load_settings())
 
-# Session state is millions of small lists and tuples; with the default thresholds (700, 10, 10)
-# the cyclic collector walks them again and again (~25% of the job's time, measured in bench/).
-# Nothing here builds reference cycles at volume, so collect far less often.
-gc.freeze()
-gc.set_threshold(50_000, 20, 100)
+tune_garbage_collector()
