@@ -13,8 +13,8 @@ A user's state is one plain list `[deadline, settled, *pending]`:
   when its pending events pile up.
 
 A user whose only state is one pending event is stored as that event tuple alone (a "light"
-user): its deadline follows from the event (`event_deadline`), and `promote` turns it into the list
-form when anything more happens. Folding events into accumulators once they are settled keeps
+user): its deadline follows from the event (`event_deadline`); a second event turns it into the
+list form, and if none comes it closes as it is (`close_light`). Folding events into accumulators once they are settled keeps
 state per open session small; folding them only when the user is looked at keeps arrival cheap.
 """
 
@@ -54,9 +54,15 @@ def event_deadline(event: tuple, gap_ms: int) -> int:
     return event[TS] if event[TYPE] == LOGOUT else event[TS] + gap_ms
 
 
-def promote(event: tuple, gap_ms: int) -> list:
-    """A light user (one pending event) in the list form, keeping its scheduled deadline."""
-    return [event_deadline(event, gap_ms), None, event]
+def close_light(event: tuple, watermark: int, gap_ms: int, user_id: str) -> ClosedSession:
+    """A light user's one event as a closed session: at its deadline, or at end of input."""
+    if event[TYPE] == LOGOUT:
+        reason = LOGOUT_REASON
+    elif event[TS] + gap_ms < watermark:
+        reason = GAP
+    else:
+        reason = EOF
+    return ClosedSession(user_id, new_accumulator(event), reason)
 
 
 def tidy(user: list) -> int:

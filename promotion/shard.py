@@ -17,7 +17,7 @@ from typing import Final, NamedTuple
 
 from promotion import sessions
 from promotion.events import LOGOUT, PAYMENT_COMPLETE, TS, TYPE, USER_ID
-from promotion.facts import END, START, SessionFacts, new_accumulator, session_facts
+from promotion.facts import END, START, SessionFacts, session_facts
 from promotion.profiles import (
     DAY_MS,
     LAST_TS,
@@ -171,12 +171,15 @@ class SessionShard:
         """End of a bounded input: close every open session."""
         closed: list[ClosedSession] = []
         gap = self.config.gap_ms
+        watermark = self.watermark.value
         for user_id in sorted(self.users):
             user = self.users[user_id]
-            if user.__class__ is tuple:
-                user = sessions.promote(user, gap)
+            if user.__class__ is tuple:  # a light user: its one event is a whole session
+                closed.append(sessions.close_light(user, watermark, gap, user_id))
+                self.opened += 1
+                continue
             self.duplicates += sessions.tidy(user)
-            self.opened += sessions.flush(user, self.watermark.value, gap, closed, user_id)
+            self.opened += sessions.flush(user, watermark, gap, closed, user_id)
         self.users.clear()
         self._timers.clear()
         return self._finish(closed)
@@ -264,8 +267,7 @@ class SessionShard:
                     waiting[user_id] = None  # same bucket, not due yet
                     continue
                 if light:  # its one event is a whole session, closable now
-                    reason = sessions.LOGOUT_REASON if user[TYPE] == LOGOUT else sessions.GAP
-                    closed.append(ClosedSession(user_id, new_accumulator(user), reason))
+                    closed.append(sessions.close_light(user, value, gap, user_id))
                     self.opened += 1
                     del users[user_id]
                     continue
