@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
+from operator import itemgetter
 from collections.abc import Sequence
 from typing import Final, NamedTuple
 
@@ -16,6 +17,7 @@ from promotion.decoding import DEFAULT_MAX_EVENT_BYTES, Rejection, decode_many
 from promotion.watermark import NO_TIME
 
 DEFAULT_SHARDS: Final = 64
+_type_of: Final = itemgetter(3)  # Event.type
 
 
 class ShardBatch(NamedTuple):
@@ -76,5 +78,5 @@ def decode_batch(
         for i, key in enumerate(keys)
     ]
     rejected = [RejectedRecord(index, values[index], why) for index, why in rejections]
-    type_counts = dict(Counter([event[3] for event in events]))
+    type_counts = dict(Counter(map(_type_of, events)))
     return DecodedBatch(work, rejected, len(events), type_counts)

@@ -123,15 +123,18 @@ class SessionShard:
             floor = wm.floor_excluding(partition, now_ms)
             high = wm.high.get(partition, NO_TIME)
             value = wm.value
+            candidate = (high if high < floor else floor) - lateness
+            if candidate > value:
+                value = candidate
             for event, before in zip(events, highs_before):
+                # `before` covers every earlier record of the batch (this shard's too), so the
+                # candidate watermark changes only when it grows.
                 if before > high:
                     high = before
-                candidate = (high if high < floor else floor) - lateness
-                if candidate > value:
-                    value = candidate
+                    candidate = (high if high < floor else floor) - lateness
+                    if candidate > value:
+                        value = candidate
                 ts = event[TS]
-                if ts > high:
-                    high = ts
                 if ts < value:
                     late.append(LateEvent(event, value, partition))
                     continue
