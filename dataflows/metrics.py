@@ -12,6 +12,7 @@ import time
 from bisect import bisect_left
 from collections import Counter as Tally
 from collections.abc import Sequence
+from itertools import repeat
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
@@ -101,7 +102,7 @@ def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
     if not amounts:
         return
     bounds = histogram._upper_bounds  # noqa: SLF001
-    for index, count in Tally(bisect_left(bounds, amount) for amount in amounts).items():
+    for index, count in Tally(map(bisect_left, repeat(bounds), amounts)).items():
         histogram._buckets[index].inc(count)  # noqa: SLF001
     histogram._sum.inc(sum(amounts))  # noqa: SLF001
 

@@ -140,6 +140,8 @@ class SessionFacts(NamedTuple):
 
 _NOTHING: Final[frozenset[str]] = frozenset()
 _NO_CART: Final[Mapping[str, int]] = MappingProxyType({})
+_NO_PRICES: Final[Mapping[str, float]] = MappingProxyType({})
+_new_tuple: Final = tuple.__new__
 
 
 def session_facts(
@@ -148,11 +150,13 @@ def session_facts(
     """Facts of a closed session; the accumulator is handed over, not copied."""
     cart = acc[CART]
     if cart:
-        prices = acc[PRICES] or {}
-        value = round(sum(qty * prices.get(product, 0.0) for product, qty in cart.items()), 2)
+        prices = acc[PRICES] or _NO_PRICES
+        value = round(sum([qty * prices.get(product, 0.0) for product, qty in cart.items()]), 2)
     else:
         cart, value = _NO_CART, 0.0
-    return SessionFacts(
+    # tuple.__new__ rather than SessionFacts(...): once per closed session, it skips the
+    # NamedTuple's Python-level __new__ (same fields, same order).
+    return _new_tuple(SessionFacts, (
         user_id,
         acc[START],
         acc[END],
@@ -165,4 +169,4 @@ def session_facts(
         acc[VIEWED] or _NOTHING,
         acc[CATEGORIES] or _NOTHING,
         profile,
-    )
+    ))
