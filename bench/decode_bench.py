@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.common import job_gc_policy
 from promotion.pipeline import run_offline
 from promotion.routing import decode_batch, shard_keys
 from promotion.rules import DEFAULT_RULES_PATH, load_rules
@@ -30,7 +31,8 @@ def _decode_all(lines: Sequence[bytes], keys: list[str]) -> int:
 
 def _offline(lines: Sequence[bytes]) -> int:
     config = SessionConfig(gap_ms=300_000, lateness_ms=10_000)
-    return len(run_offline(lines, config, load_rules(DEFAULT_RULES_PATH)).notifications)
+    with job_gc_policy():
+        return len(run_offline(lines, config, load_rules(DEFAULT_RULES_PATH)).notifications)
 
 
 def measure(lines: Sequence[bytes], repeats: int) -> dict[str, object]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 
+from bench.common import job_gc_policy
 from promotion.pipeline import run_offline
 from promotion.rules import DEFAULT_RULES_PATH, load_rules
 from promotion.shard import SessionConfig
@@ -54,8 +55,10 @@ def reference_loop(path: Path) -> int:
 
 
 def offline_core(path: Path) -> int:
+    """The job's pieces in one loop, under the job's garbage-collector policy (automatic
+    collection off, see dataflows/gc_tuning.py), so the figure compares with the job's."""
     rules = load_rules(DEFAULT_RULES_PATH)
-    with path.open("rb") as lines:
+    with job_gc_policy(), path.open("rb") as lines:
         stripped = (line.rstrip(b"\n") for line in lines)
         result = run_offline(stripped, SessionConfig(gap_ms=GAP_MS, lateness_ms=10_000), rules)
     return len(result.notifications)

@@ -491,8 +491,8 @@ def main() -> None:
     print_table(r)
     print(f"wrote {RESULTS}")
     if quick:
-        print("quick mode: 100k events per dataset (300k for scaling and Kafka), slow figures "
-              "from 1 run", file=sys.stderr)
+        print(f"quick mode: {cfg.events:,} events per dataset ({cfg.scaling_events:,} for scaling, "
+              f"{cfg.kafka_events:,} for Kafka), slow figures from 1 run", file=sys.stderr)
 
 
 if __name__ == "__main__":
