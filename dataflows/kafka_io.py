@@ -11,11 +11,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
+from operator import methodcaller
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 
 from dataflows import metrics
@@ -26,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: After an empty poll, wait this long before the next one instead of spinning.
 IDLE_POLL = timedelta(milliseconds=20)
+_has_error = methodcaller("error")  # a KafkaError (truthy) or None
+_offset_of = methodcaller("offset")
 
 
 class KafkaUnavailable(RuntimeError):
@@ -71,21 +83,10 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
             raise StopIteration()
         self._awake = None
         messages = self._consumer.consume(self._batch_size, 0)
-        offsets: list[int] = []
-        values: list[bytes] = []
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    self._eof = True
-                    break
-                if error.fatal() or not error.retriable():
-                    raise RuntimeError(f"consuming {self._name} failed: {error}")
-                log.warning("transient error consuming %s: %s", self._name, error)
-                metrics.SOURCE_ERRORS.labels(error.name()).inc()
-                continue
-            offsets.append(message.offset())
-            values.append(message.value() or b"")
+        if any(map(_has_error, messages)):
+            messages = self._without_errors(messages)
+        offsets = list(map(_offset_of, messages))
+        values = [message.value() or b"" for message in messages]
         if offsets:
             self._offset = offsets[-1] + 1
             _low, high = self._consumer.get_watermark_offsets(self._assigned, cached=True)
@@ -95,6 +96,23 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
             return [RawBatch(self._name, offsets, values, final=self._eof)]
         self._awake = datetime.now(timezone.utc) + IDLE_POLL
         return []
+
+    def _without_errors(self, messages: list[Message]) -> list[Message]:
+        """The records before an end-of-partition marker, minus transient errors (counted)."""
+        kept = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                kept.append(message)
+                continue
+            if error.code() == KafkaError._PARTITION_EOF:
+                self._eof = True
+                break
+            if error.fatal() or not error.retriable():
+                raise RuntimeError(f"consuming {self._name} failed: {error}")
+            log.warning("transient error consuming %s: %s", self._name, error)
+            metrics.SOURCE_ERRORS.labels(error.name()).inc()
+        return kept
 
     def next_awake(self) -> datetime | None:
         return self._awake
