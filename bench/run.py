@@ -61,7 +61,7 @@ class Config:
         self.core_repeats = 1 if quick else 3  # the offline core (tens of seconds at 1M)
         self.open_sessions = 200_000 if quick else 1_000_000
         self.decode_lines = 50_000 if quick else 100_000
-        self.kafka_events = 300_000 if quick else 500_000
+        self.kafka_events = 300_000 if quick else 1_000_000
         # 2-process start-up is ~1.3 s: enough events that it is a small part of each run.
         self.scaling_events = 1_000_000 if quick else 3_000_000
         self.latency_rate = 10_000
