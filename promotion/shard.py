@@ -109,7 +109,8 @@ class SessionShard:
 
         Arrival only appends an event to its user and lowers the user's deadline bound if the
         event can close something sooner; the user is settled and closed when that deadline
-        comes (`_fire_timers`) or when its pending events pile up.
+        comes (`_fire_timers`, or at once when its next event arrives after it) or when its
+        pending events pile up.
         """
         wm = self.watermark
         closed: list[ClosedSession] = []
@@ -141,6 +142,18 @@ class SessionShard:
                 due = ts if event[TYPE] == LOGOUT else ts + gap  # sessions.event_deadline
                 user_id = event[USER_ID]
                 user = users.get(user_id)
+                if user is not None:
+                    # What the watermark has already closed is closed before this event joins,
+                    # whatever the batching: a repeat of an event whose session has closed is a
+                    # new event, not a retry within an open session.
+                    if user.__class__ is tuple:
+                        if sessions.event_deadline(user, gap) < value:
+                            closed.append(sessions.close_light(user, value, gap, user_id))
+                            self.opened += 1
+                            user = None
+                    elif user[DEADLINE] < value:
+                        self._wake(user_id, user, value, closed)
+                        user = users.get(user_id)
                 if user is None:  # a light user: the event alone, its deadline derived
                     users[user_id] = event
                     add_timer(due, user_id)
@@ -212,6 +225,10 @@ class SessionShard:
             record_session(profile, acc[END], facts.type_counts[PAYMENT_COMPLETE] > 0,
                            facts.viewed_categories)
             out.append(facts)
+        # Only now: a profile whose user has just closed a session must see that session first.
+        value = self.watermark.value
+        if self._expiries and self._expiries[0][0] < value:
+            self._expire_profiles(value)
         return out
 
     def _expire_profiles(self, watermark: int) -> None:
@@ -281,8 +298,6 @@ class SessionShard:
                     if due // width == number:
                         timers.add(due, user_id)
                 break
-        if self._expiries and self._expiries[0][0] < value:
-            self._expire_profiles(value)
 
     def _due(self, user: list | tuple) -> int:
         if user.__class__ is tuple:

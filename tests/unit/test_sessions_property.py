@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -153,3 +154,59 @@ def test_retries_with_other_timestamps_are_ignored(events, rnd, lateness, batch_
     arrival = list(events) + retries
     rnd.shuffle(arrival)
     _check(arrival, lateness, batch_size, shards=2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(timelines(), st.randoms(use_true_random=False), st.integers(0, 300), st.data())
+def test_retries_are_judged_at_arrival_whatever_the_batching(events, rnd, lateness, data) -> None:
+    """Any retries (logouts too, any timestamp): one record per batch, one batch for everything,
+    or anything between give the same sessions, late events and repeats dropped. Whether a
+    repeat falls in an open session is decided at its arrival, not when the shard next looks."""
+    retries = [{**e, "ts": _decoded(e)["ts"] + data.draw(st.integers(-GAP, 4 * GAP))}
+               for e in events if rnd.random() < 0.4]
+    arrival = list(events) + retries
+    rnd.shuffle(arrival)
+    lines = [orjson.dumps(e) for e in arrival]
+    config = SessionConfig(gap_ms=GAP, lateness_ms=lateness, profile_ttl_ms=0)
+    runs = [run_offline(lines, config, RULES, shards=shards, batch_size=size)
+            for size, shards in ((1, 1), (len(lines), 1), (data.draw(st.integers(2, 7)), 3))]
+    shapes = [(_ours(r), sorted(l.event[1] for l in r.late), r.duplicates, _decisions_ours(r))
+              for r in runs]
+    assert shapes[0] == shapes[1] == shapes[2]
+
+
+def _sessions_of(records: list[dict], batch_size: int) -> tuple[list[tuple], int]:
+    config = SessionConfig(gap_ms=1_000, lateness_ms=0, profile_ttl_ms=0)
+    result = run_offline([orjson.dumps(r) for r in records], config, RULES, shards=1,
+                         batch_size=batch_size)
+    return _ours(result), result.duplicates
+
+
+def _rec(event_id: str, user: str, kind: str, ts: int) -> dict:
+    return {"event_id": event_id, "user_id": user, "type": kind, "ts": ts, "source": "test"}
+
+
+@pytest.mark.parametrize("batch_size", [1, 100])
+def test_a_repeat_after_its_session_closed_is_a_new_event(batch_size: int) -> None:
+    # e1's session [0] closes at 1000 + gap; the repeat arrives at watermark 1600: a new event.
+    records = [_rec("e1", "a", "login", 0), _rec("e2", "a", "login", 1500),
+               _rec("e3", "a", "login", 1600), _rec("e1", "a", "login", 1700)]
+    assert _sessions_of(records, batch_size) == (
+        [("a", 0, 0, 1, "gap"), ("a", 1500, 1700, 3, "eof")], 0)
+    # The same after a logout, which closes its session at once.
+    records = [_rec("e1", "a", "logout", 1000), _rec("e2", "a", "login", 2000),
+               _rec("e3", "a", "login", 2001), _rec("e1", "a", "logout", 2500)]
+    assert _sessions_of(records, batch_size) == (
+        [("a", 1000, 1000, 1, "logout"), ("a", 2000, 2500, 3, "logout")], 0)
+    # And when another user's event moved the watermark past a one-event session.
+    records = [_rec("e1", "a", "login", 0), _rec("x", "b", "login", 1500),
+               _rec("e1", "a", "login", 1600)]
+    assert _sessions_of(records, batch_size) == (
+        [("a", 0, 0, 1, "gap"), ("a", 1600, 1600, 1, "eof"), ("b", 1500, 1500, 1, "eof")], 0)
+
+
+@pytest.mark.parametrize("batch_size", [1, 100])
+def test_a_repeat_within_its_open_session_is_dropped(batch_size: int) -> None:
+    records = [_rec("e1", "a", "login", 0), _rec("e2", "a", "login", 500),
+               _rec("e1", "a", "login", 900)]
+    assert _sessions_of(records, batch_size) == ([("a", 0, 500, 2, "eof")], 1)

@@ -222,3 +222,16 @@ def test_a_burst_within_the_lateness_matches_sorted_input(rnd, batches: int) -> 
     shape = lambda facts: [(f.start, f.end, f.events, f.close_reason, dict(f.cart)) for f in facts]
     assert shape(closed) == shape(expected)
     assert shuffled.duplicates == 40
+
+
+def test_a_session_closing_after_its_profile_would_expire_still_sees_it() -> None:
+    """Profile expiry runs after the sessions closed in the same step have been recorded: a
+    session that started within the TTL sees the profile, even if the watermark has passed the
+    profile's expiry by the time the session closes."""
+    config = SessionConfig(gap_ms=1_000, lateness_ms=0, profile_ttl_ms=5_000)
+    shard = SessionShard(config, ["p"], now_ms=0)
+    first = feed(shard, "p", [ev(0, "u", "login"), ev(10, "u", "logout"), ev(20, "y")]).closed
+    assert [(f.user_id, f.profile.sessions) for f in first] == [("u", 0)]  # expires at 10 + 5000
+    closed = feed(shard, "p", [ev(5_000, "u", "login"), ev(7_000, "x", "login")]).closed
+    assert [(f.start, f.profile.sessions) for f in closed if f.user_id == "u"] == [(5_000, 1)]
+    assert shard.profiles["u"][0] == 5_000  # recorded, then kept: it ends within the TTL
