@@ -103,6 +103,19 @@ def startup(cfg: Config, tmp: Path, one_line: Path) -> dict[str, Any]:
     }
 
 
+def _baselines_and_job(cfg: Config, rep: int, path: Path, out: Path, ref: list, core: list,
+                       plain: list, core_n: int) -> tuple[int, int]:
+    """One repeat: the reference loop, the offline core (in the first `core_repeats` repeats)
+    and the job, each appended to its list. Returns the reference's and the core's counts."""
+    t, ref_n = timed(lambda: reference_loop(path), 1)
+    ref += t
+    if rep < cfg.core_repeats:
+        t, core_n = timed(lambda: offline_core(path), 1)
+        core += t
+    plain.append(_job(path, out))
+    return ref_n, core_n
+
+
 def throughput_100k(cfg: Config, tmp: Path, backlog: datasets.Dataset, live: datasets.Dataset,
                     shift: int, boot: dict[str, Any]) -> dict[str, Any]:
     """100k users: reference, offline core, job (backlog), job with recovery, job live-like.
@@ -113,12 +126,8 @@ def throughput_100k(cfg: Config, tmp: Path, backlog: datasets.Dataset, live: dat
     ref_n = core_n = 0
     for rep in range(cfg.fast_repeats):
         log(f"100k users, repeat {rep + 1}/{cfg.fast_repeats}")
-        t, ref_n = timed(lambda: reference_loop(backlog.path), 1)
-        ref += t
-        if rep < cfg.core_repeats:
-            t, core_n = timed(lambda: offline_core(backlog.path), 1)
-            core += t
-        plain.append(_job(backlog.path, tmp / "out-backlog.jsonl"))
+        ref_n, core_n = _baselines_and_job(cfg, rep, backlog.path, tmp / "out-backlog.jsonl",
+                                           ref, core, plain, core_n)
         if rep < cfg.slow_repeats:
             store = tmp / f"recovery-{rep}"
             store.mkdir()
@@ -196,12 +205,8 @@ def throughput_1m(cfg: Config, tmp: Path, data: datasets.Dataset, boot: dict[str
     ref_n = core_n = 0
     for rep in range(cfg.fast_repeats):
         log(f"1M users, repeat {rep + 1}/{cfg.fast_repeats}")
-        t, ref_n = timed(lambda: reference_loop(data.path), 1)
-        ref += t
-        if rep < cfg.core_repeats:
-            t, core_n = timed(lambda: offline_core(data.path), 1)
-            core += t
-        plain.append(_job(data.path, tmp / "out-1m.jsonl"))
+        ref_n, core_n = _baselines_and_job(cfg, rep, data.path, tmp / "out-1m.jsonl",
+                                           ref, core, plain, core_n)
     job_s = median(r[0] for r in plain)
     row = _throughput_row(data.lines, median(ref), median(core), job_s, boot["one_process_s"],
                           ref_n, core_n, plain[-1][1], int(median(r[2] for r in plain)),
