@@ -9,7 +9,7 @@ any failed: a crash is replayed from recovery, a silent loss is not.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from operator import methodcaller
 from typing import Any

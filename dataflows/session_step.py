@@ -15,7 +15,7 @@ from promotion.facts import SessionFacts
 from promotion.pipeline import notifications_for
 from promotion.records import OutRecord, late_record, notification_record
 from promotion.routing import ShardBatch
-from promotion.rules import CompiledRules, dump_rules
+from promotion.rules import dump_rules
 from promotion.shard import LateEvent, SessionConfig, SessionShard
 
 Clock = Callable[[], int]  # wall-clock epoch milliseconds

@@ -18,8 +18,7 @@ from dataflows.sources import RawBatch
 from promotion.generator import GeneratorConfig, write_jsonl
 from promotion.replay import replay
 from promotion.rules import load_rules
-from promotion.shard import SessionConfig
-from tests.flow.test_flow import PARTITION, Outputs, execute
+from tests.flow.test_flow import PARTITION, execute
 
 RULES = """
 version: "{version}"
