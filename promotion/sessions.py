@@ -29,9 +29,6 @@ DEADLINE: Final = 0
 SETTLED: Final = 1
 PENDING: Final = 2  # index of the first pending event
 
-#: DEADLINE value of a user with no timer scheduled.
-UNSCHEDULED: Final = 2**62
-
 GAP: Final = "gap"
 LOGOUT_REASON: Final = "logout"
 EOF: Final = "eof"
