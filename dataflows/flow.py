@@ -45,23 +45,37 @@ class Wiring:
     recovery: bool = True
 
 
+def _bytewax_run_recovery() -> bool | None:
+    """Whether `python -m bytewax.run` was given a recovery store, as it parsed its own flags and
+    environment (any spelling argparse accepts: `-r DIR`, `-rDIR`, `--recovery-dir=DIR`, ...).
+    None when the flow is not being built by `bytewax.run`."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is None or spec.name != "bytewax.run":
+        return None
+    # bytewax.run (0.21) builds `kwargs["recovery_config"]` before it imports the flow module.
+    parsed = getattr(main, "kwargs", None)
+    if isinstance(parsed, dict) and "recovery_config" in parsed:
+        return parsed["recovery_config"] is not None
+    return None
+
+
 def recovery_enabled() -> bool:
-    """Whether `bytewax.run` was given a recovery store (flag or environment)."""
+    """Whether this run resumes from a recovery store (then outputs are kept, not emptied)."""
+    known = _bytewax_run_recovery()
+    if known is not None:
+        return known
     return bool(os.environ.get("BYTEWAX_RECOVERY_DIRECTORY")) or any(
-        arg in ("-r", "--recovery-directory") or arg.startswith("--recovery-directory=")
-        for arg in sys.argv
+        arg.startswith(("-r", "--recovery")) for arg in sys.argv[1:]
     )
 
 
 def snapshots_kept() -> bool:
-    """Whether shard snapshots may be kept. Only under `python -m bytewax.run` is the answer known
-    (its flags and environment, `recovery_enabled`); any other runner (`run_main`, `cluster_main`)
-    may have been given a recovery store, so snapshots are taken."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is None or spec.name != "bytewax.run":
-        return True
-    return recovery_enabled()
+    """Whether shard snapshots may be kept. Only `python -m bytewax.run` tells for sure; under any
+    other runner (`run_main`, `cluster_main`) a recovery store may have been given, so snapshots
+    are taken."""
+    known = _bytewax_run_recovery()
+    return True if known is None else known
 
 
 def default_wiring(settings: Settings) -> Wiring:
