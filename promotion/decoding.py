@@ -19,7 +19,7 @@ import msgspec
 import orjson
 
 from promotion.events import EVENT_TYPES, PRODUCT_TYPES, Event
-from promotion.timefmt import MAX_MS, BadTimestamp, _prefix_ms, _tail_ms, parse_rfc3339_ms
+from promotion.timefmt import MAX_MS, BadTimestamp, parse_rfc3339_ms
 
 # Machine-readable rejection reasons.
 NOT_JSON: Final = "not_json"
@@ -115,8 +115,7 @@ def decode_many(
     decode = _decode_plain
     canonical_type = _CANONICAL_TYPE
     product_types = PRODUCT_TYPES
-    prefix_ms = _prefix_ms
-    tail_ms = _tail_ms
+    parse_ts = _parse_ts
     share = _SHARED.setdefault
     for index, raw in enumerate(values):
         if len(raw) <= max_bytes:
@@ -124,9 +123,7 @@ def decode_many(
                 record = decode(raw)
                 ts = record.ts
                 if ts.__class__ is str:
-                    base = prefix_ms.get(ts[:19])  # see timefmt.parse_rfc3339_ms
-                    adjust = tail_ms.get(ts[19:]) if base is not None else None
-                    ts = _parse_ts(ts) if adjust is None else base + adjust
+                    ts = parse_ts(ts)  # cached per second; BadTimestamp -> the slow path
                     if not 0 <= ts <= MAX_MS:
                         raise ValueError(ts)
                 kind = canonical_type[record.type]

@@ -45,7 +45,6 @@ IDS: Final = 10  # event_ids folded in (list; a set once long), so retries are r
 _IDS_AS_SET: Final = 32
 
 _N_TYPES: Final = len(EVENT_TYPES)
-_TYPE_INDEX: Final = TYPE_INDEX
 
 
 def new_accumulator(event: tuple) -> list:
@@ -70,7 +69,7 @@ def fold(acc: list, event: tuple) -> None:
     else:
         ids.add(event[EVENT_ID])
     kind = event[TYPE]
-    acc[TYPE_COUNTS][_TYPE_INDEX[kind]] += 1
+    acc[TYPE_COUNTS][TYPE_INDEX[kind]] += 1
     if kind == PRODUCT_VIEW:
         viewed = acc[VIEWED]
         if viewed is None:

@@ -14,8 +14,9 @@ A user's state is one plain list `[deadline, settled, *pending]`:
 
 A user whose only state is one pending event is stored as that event tuple alone (a "light"
 user): its deadline follows from the event (`event_deadline`); a second event turns it into the
-list form, and if none comes it closes as it is (`close_light`). Folding events into accumulators once they are settled keeps
-state per open session small; folding them only when the user is looked at keeps arrival cheap.
+list form, and if none comes it closes as it is (`close_light`). Folding settled events into
+accumulators keeps state per open session small; folding them only when the user is looked at
+keeps arrival cheap.
 """
 
 from __future__ import annotations
