@@ -39,13 +39,9 @@ class _JsonLinesPartition(StatefulSourcePartition[RawBatch, tuple[int, int]]):
             raise StopIteration()
         lines = self._file.readlines(self._read_hint)  # whole lines, about this many bytes
         first = self._line + 1
+        # Every line is a record, a blank one too: it is rejected (not_json), never skipped.
         values = [line.rstrip(b"\r\n") for line in lines]
-        if all(map(bytes.strip, values)):  # the common case: no blank lines
-            offsets = list(range(first, first + len(values)))
-        else:  # blank lines are not records
-            numbered = [(n, v) for n, v in enumerate(values, first) if v.strip()]
-            offsets = [n for n, _ in numbered]
-            values = [v for _, v in numbered]
+        offsets = list(range(first, first + len(values)))
         self._line += len(lines)
         self._position = self._file.tell()
         if not lines:  # end of file: this (empty) batch is the partition's last

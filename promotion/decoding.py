@@ -214,6 +214,8 @@ def _timestamp(value: object) -> int:
         raise _Reject(MISSING_FIELD, "missing 'ts'", "ts")
     if isinstance(value, bool):
         raise _Reject(WRONG_TYPE, "'ts' must be a string or an integer, got boolean", "ts")
+    if _is_huge_integer(value):
+        raise _Reject(BAD_TIMESTAMP, "epoch milliseconds out of range: beyond 64 bits", "ts")
     if isinstance(value, int):
         if not 0 <= value <= MAX_MS:
             raise _Reject(BAD_TIMESTAMP, f"epoch milliseconds out of range: {value}", "ts")
@@ -239,6 +241,8 @@ def _price(value: object) -> float | None:
 def _quantity(value: object) -> int:
     if value is None:
         return 1
+    if _is_huge_integer(value):
+        raise _Reject(INVALID_VALUE, "'quantity' must be in 1..1000000: beyond 64 bits", "quantity")
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Reject(
             WRONG_TYPE, f"'quantity' must be an integer, got {_json_type(value)}", "quantity"
@@ -246,6 +250,12 @@ def _quantity(value: object) -> int:
     if not 1 <= value <= 1_000_000:
         raise _Reject(INVALID_VALUE, f"'quantity' must be in 1..1000000: {value}", "quantity")
     return value
+
+
+def _is_huge_integer(value: object) -> bool:
+    """orjson reads an integer beyond 64 bits as a float: such a value is out of range, not of
+    the wrong type."""
+    return isinstance(value, float) and value.is_integer() and abs(value) >= 2**63
 
 
 def _json_type(value: object) -> str:

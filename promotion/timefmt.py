@@ -19,14 +19,18 @@ ONE_MS: Final = timedelta(milliseconds=1)
 #: plausible action time; bounding it keeps arithmetic on timestamps free of surprises.
 MAX_MS: Final = 253_402_300_799_999
 
+#: ASCII digits only: `\d` would also match other Unicode digits, which `int` then converts.
+#: Any number of fraction digits (RFC 3339 sets no limit); precision beyond 1 ms is dropped.
 _RFC3339: Final = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 
-# Fast path: ASCII digits only (`\d` also matches other Unicode digits: those take the strict path).
 _PREFIX_LEN: Final = 19
 _PREFIX: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})")
-_TAIL: Final = re.compile(r"(?:\.([0-9]{1,9}))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))")
+_TAIL: Final = re.compile(r"(?:\.([0-9]+))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))")
+_TAIL_CACHED_LEN: Final = 16  # ".123456789+02:00"
+_LEAP_SECOND: Final = "60"
 _NAIVE_EPOCH: Final = datetime(1970, 1, 1)
 #: Bounded caches: cleared when full (never rebound: `decoding` reads the first two directly),
 #: so memory stays small whatever the input.
@@ -79,9 +83,11 @@ def _parse_and_remember(text: str) -> int:
     if len(_prefix_ms) >= _CACHE_LIMIT:
         _prefix_ms.clear()
     _prefix_ms[text[:_PREFIX_LEN]] = base
-    if len(_tail_ms) >= _CACHE_LIMIT:
-        _tail_ms.clear()
-    _tail_ms[text[_PREFIX_LEN:]] = adjust
+    tail_text = text[_PREFIX_LEN:]
+    if len(tail_text) <= _TAIL_CACHED_LEN:  # a long fraction is legal, but not worth keeping
+        if len(_tail_ms) >= _CACHE_LIMIT:
+            _tail_ms.clear()
+        _tail_ms[tail_text] = adjust
     return ms
 
 
@@ -92,6 +98,9 @@ def _parse_strict(text: str) -> int:
         raise BadTimestamp("not an RFC 3339 timestamp with offset")
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     micros = int((fraction or "0")[:6].ljust(6, "0"))
+    leap = second == _LEAP_SECOND
+    if leap:  # 23:59:60 UTC: read as the last millisecond of 23:59:59, so that order holds
+        second, micros = "59", 999_000
     if offset in ("Z", "z"):
         tz = timezone.utc
     else:
@@ -106,6 +115,10 @@ def _parse_strict(text: str) -> int:
         )
     except ValueError as error:
         raise BadTimestamp(str(error)) from None
+    if leap:
+        utc = moment.astimezone(timezone.utc)
+        if (utc.hour, utc.minute) != (23, 59):
+            raise BadTimestamp("second 60 is only valid as a leap second, at 23:59:60 UTC")
     ms = (moment - EPOCH) // ONE_MS
     if not 0 <= ms <= MAX_MS:
         raise BadTimestamp("timestamp before 1970 or after 9999")

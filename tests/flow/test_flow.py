@@ -237,3 +237,19 @@ def test_outputs_are_emptied_even_when_nothing_is_written(tmp_path: Path) -> Non
     run_main(build_flow(settings, default_wiring(settings), RULES))
     for name in ("out.jsonl", "rej.jsonl", "late.jsonl"):
         assert (tmp_path / name).read_bytes() == b""
+
+
+def test_blank_lines_in_a_file_are_rejected_with_their_line_numbers(tmp_path: Path) -> None:
+    """Nothing in the input is skipped silently: a blank line is a record that is not JSON."""
+    from dataflows.flow import default_wiring
+
+    event = b'{"event_id":"e1","user_id":"u","type":"login","ts":1,"source":"a"}'
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(event + b"\n\n   \r\n" + event.replace(b"e1", b"e2") + b"\n\x0b\n")
+    settings = load_settings(input=events, output=str(tmp_path / "out.jsonl"),
+                             rejects_output=str(tmp_path / "rej.jsonl"),
+                             late_output=str(tmp_path / "late.jsonl"))
+    run_main(build_flow(settings, default_wiring(settings), RULES))
+    rejects = [orjson.loads(line) for line in (tmp_path / "rej.jsonl").read_bytes().splitlines()]
+    assert [(r["offset"], r["reason"], r["raw"]) for r in rejects] == [
+        (2, "not_json", ""), (3, "not_json", "   "), (5, "not_json", "\x0b")]

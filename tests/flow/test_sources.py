@@ -1,4 +1,4 @@
-"""The JSON-lines source: whole lines in order, line numbers as offsets, blank lines skipped."""
+"""The JSON-lines source: whole lines in order, line numbers as offsets, blank lines kept."""
 
 from __future__ import annotations
 
@@ -29,13 +29,13 @@ def _read_all(path: Path, batch_size: int) -> tuple[list[int], list[bytes], int]
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 1000])
-def test_blank_lines_are_not_records_and_offsets_are_line_numbers(tmp_path: Path,
-                                                                  batch_size: int) -> None:
+def test_every_line_is_a_record_and_offsets_are_line_numbers(tmp_path: Path,
+                                                             batch_size: int) -> None:
     path = tmp_path / "events.jsonl"
     path.write_bytes(b'{"a":1}\n\n   \r\n{"b":2}\r\n\t\n{"c":3}')  # no newline at the end
     offsets, values, _ = _read_all(path, batch_size)
-    assert values == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
-    assert offsets == [1, 4, 6]
+    assert values == [b'{"a":1}', b"", b"   ", b'{"b":2}', b"\t", b'{"c":3}']
+    assert offsets == [1, 2, 3, 4, 5, 6]
 
 
 def test_lines_without_blanks_keep_their_numbers(tmp_path: Path) -> None:

@@ -32,6 +32,9 @@ def test_valid_event_normalises_fields() -> None:
         ("2025-12-31T19:00:00.250-05:00", 1_767_225_600_250),
         ("2026-01-01t00:00:00.123456789z", 1_767_225_600_123),
         ("2026-01-01 00:00:00.5+00:00", 1_767_225_600_500),
+        ("2026-01-01T00:00:00.1239999999999Z", 1_767_225_600_123),  # RFC 3339 sets no digit limit
+        ("2016-12-31T23:59:60Z", 1_483_228_799_999),  # a leap second: the last ms before it
+        ("2017-01-01T00:59:60.5+01:00", 1_483_228_799_999),
         (1_767_225_600_001, 1_767_225_600_001),
         (0, 0),
     ],
@@ -71,9 +74,19 @@ def test_timestamps_in_both_forms(ts: object, expected: int) -> None:
         (_with(ts="2026-01-01T10:00:00+25:00"), "bad_timestamp", "ts"),
         (_with(ts=-1), "bad_timestamp", "ts"),
         (_with(ts=10**15), "bad_timestamp", "ts"),
+        (_with(ts="２０２６-01-01T00:00:00Z"), "bad_timestamp", "ts"),  # full-width digits
+        (_with(ts="2026-01-01T00:00:00.00\u0662Z"), "bad_timestamp", "ts"),  # Arabic-Indic digit
+        (_with(ts="2026-01-01T10:15:60Z"), "bad_timestamp", "ts"),  # 60 only at 23:59 UTC
+        (_with(ts="2016-12-31T23:59:60+01:00"), "bad_timestamp", "ts"),  # 22:59:60 UTC
+        (_with(ts="2026-01-01T10:00:00.Z"), "bad_timestamp", "ts"),
+        (b"   ", "not_json", None),
+        (b"\x0b", "not_json", None),
         (_with(user_id=""), "invalid_value", "user_id"),
         (_with(user_id="u" * 257), "invalid_value", "user_id"),
         (_with(quantity=0), "invalid_value", "quantity"),
+        # orjson reads integers beyond 64 bits as floats: out of range, not of the wrong type
+        (_with(quantity=7).replace(b":7", b":" + b"9" * 23), "invalid_value", "quantity"),
+        (_with(ts=7).replace(b":7", b":" + b"9" * 23), "bad_timestamp", "ts"),
         (_with(price=-1), "invalid_value", "price"),
     ],
 )
