@@ -11,7 +11,8 @@ Measures, and writes to `bench/results.json`:
 * a backlog (years-old timestamps) against the same traffic shifted to end now;
 * Kafka to Kafka events/s per process against a real local broker, and logout-to-notification
   latency percentiles at a steady offered load of 10k events/s;
-* the decode path before/after its speed-ups (`bench.decode_bench`).
+* the decode path before/after its speed-ups (`bench.decode_bench`);
+* each stage's cost per event in one process, and the memory-latency floors (`bench.stages`).
 
 Each figure is the median of several runs (see "repeats" in the JSON). The machine is noisy, so
 ratios to the reference of the same run are reported next to absolute figures.
@@ -31,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from bench import datasets, decode_bench, kafka_bench
+from bench import datasets, decode_bench, kafka_bench, stages
 from bench.common import (
     PY,
     ROOT,
@@ -273,6 +274,11 @@ def decode(cfg: Config, tmp: Path, backlog: datasets.Dataset) -> dict[str, Any]:
     return out
 
 
+def stage_costs(cfg: Config, backlog: datasets.Dataset) -> dict[str, Any]:
+    log("stages: µs per event of each stage in one process, and the memory-latency floors")
+    return stages.measure(decode_bench.read_lines(backlog.path), cfg.slow_repeats)
+
+
 def kafka(cfg: Config, tmp: Path, source: datasets.Dataset, open_users: datasets.Dataset) -> dict[str, Any]:
     out: dict[str, Any] = {"runs": cfg.slow_repeats}
     with kafka_bench.local_broker() as bootstrap:
@@ -404,6 +410,7 @@ def print_table(r: dict[str, Any]) -> None:
     f100, f1m, rec, live, mem = (r["file_100k_users"], r["file_1m_users"], r["recovery"],
                                  r["backlog_vs_live"], r["memory"])
     k, lat, sc, dec = r["kafka"], r["kafka"]["latency"], r["scaling_files"], r["decode"]
+    st, floor = r["stages"]["us_per_event"], r["stages"]["floors_us_per_event"]
     rows = [
         ("figure", "value", "vs reference / note", "target"),
         ("file 100k users, ev/s/process", f"{f100['job_events_per_s_excl_startup']:,}",
@@ -441,6 +448,12 @@ def print_table(r: dict[str, Any]) -> None:
         ("run_offline ev/s", f"{dec['epoch_ms']['run_offline_events_per_s']:,} / "
          f"{dec['mixed_ts']['run_offline_events_per_s']:,}",
          f"epoch-ms / mixed ts; decode is {dec['epoch_ms']['decode_share_of_core']:.0%} of the core", ""),
+        ("stages, µs/event (100k users)", f"{st['sum_of_stages']}",
+         f"decode {st['decode_validate_split']}, sessions {st['sessions_and_closing']} (arrival "
+         f"alone {st['of_which_arrival_alone']}), output {st['rules_and_notifications']}",
+         "300k/s is 3.3 µs/event"),
+        ("one pass over held events, µs/event", f"{floor['one_pass_grouped_by_user']}",
+         f"by user; in arrival order {floor['one_pass_arrival_order']}", "memory latency"),
     ]
     print(table(rows), flush=True)
 
@@ -471,6 +484,7 @@ def main() -> None:
         big = datasets.traffic(tmp, 1_000_000, cfg.events)
         one_line = datasets.one_line(tmp, backlog)
         r["decode"] = decode(cfg, tmp, backlog)
+        r["stages"] = stage_costs(cfg, backlog)
         r["startup"] = boot = startup(cfg, tmp, one_line.path)
         hundred_k = throughput_100k(cfg, tmp, backlog, live, shift, boot)
         r["file_100k_users"] = hundred_k["throughput"]
