@@ -45,3 +45,37 @@ def test_lines_without_blanks_keep_their_numbers(tmp_path: Path) -> None:
     assert offsets == list(range(1, 501))
     assert values == [b"%d" % i for i in range(1, 501)]
     assert batches > 2
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_lines_longer_than_a_read_stay_whole(tmp_path: Path, batch_size: int) -> None:
+    long = b'{"pad":"' + b"x" * 5_000 + b'"}'  # far beyond a read of ~200 bytes per record
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"a\r\n" + long + b"\r\n" + b"b\n" + long + b"\nc\r\r\n")
+    offsets, values, _ = _read_all(path, batch_size)
+    assert values == [b"a", long, b"b", long, b"c"]
+    assert offsets == [1, 2, 3, 4, 5]
+
+
+def test_resume_continues_after_the_last_batch(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(b"%d\n" % i for i in range(1, 301)))
+    source = JsonLinesSource(path, 1)
+    part = source.build_part("input", source.partition, None)
+    first = part.next_batch()[0]
+    resume = part.snapshot()
+    part.close()
+    part = source.build_part("input", source.partition, resume)
+    rest: list[bytes] = []
+    offsets: list[int] = []
+    try:
+        while True:
+            for batch in part.next_batch():
+                rest += batch.values
+                offsets += batch.offsets
+    except StopIteration:
+        pass
+    finally:
+        part.close()
+    assert first.values + rest == [b"%d" % i for i in range(1, 301)]
+    assert offsets == list(range(len(first.values) + 1, 301))
