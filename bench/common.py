@@ -95,8 +95,8 @@ class Cluster:
         return bool(self.results)
 
     def wait(self, timeout: float) -> list[ProcResult]:
-        """Reap every process; on timeout kill them all and raise."""
-        deadline = self.began + timeout
+        """Reap every process; if `timeout` seconds pass (from this call), kill them all and raise."""
+        deadline = time.perf_counter() + timeout
         while len(self.results) < len(self.procs):
             self.poll()
             if len(self.results) < len(self.procs):

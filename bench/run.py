@@ -7,7 +7,8 @@ Measures, and writes to `bench/results.json`:
 * scaling from 1 to 2 processes: the file source (one partition: only one process reads), the same
   flow over 2 files (bench wiring), and the Kafka source over a 4-partition topic;
 * bytes per open session (in-process RSS and tracemalloc; full-process peak RSS);
-* the cost of recovery snapshots every 10 s against none;
+* the cost of recovery snapshots every 10 s against none (on the scaling dataset: long enough
+  for periodic snapshots in a full run);
 * a backlog (years-old timestamps) against the same traffic shifted to end now;
 * Kafka to Kafka events/s per process against a real local broker, and logout-to-notification
   latency percentiles at a steady offered load of 10k events/s;
@@ -20,8 +21,10 @@ ratios to the reference of the same run are reported next to absolute figures.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -51,6 +54,7 @@ from promotion.generator import GeneratorConfig, write_jsonl
 from promotion.timefmt import parse_rfc3339_ms
 
 RESULTS = ROOT / "bench" / "results.json"
+SNAPSHOT_INTERVAL_S = 10
 
 
 class Config:
@@ -119,51 +123,28 @@ def _baselines_and_job(cfg: Config, rep: int, path: Path, out: Path, ref: list, 
 
 def throughput_100k(cfg: Config, tmp: Path, backlog: datasets.Dataset, live: datasets.Dataset,
                     shift: int, boot: dict[str, Any]) -> dict[str, Any]:
-    """100k users: reference, offline core, job (backlog), job with recovery, job live-like.
+    """100k users: reference, offline core, job (backlog), job live-like.
 
     Interleaved per repeat so that load changes on this shared machine hit every variant alike.
     """
-    ref, core, plain, recovery, livejob = [], [], [], [], []
+    ref, core, plain, livejob = [], [], [], []
     ref_n = core_n = 0
     for rep in range(cfg.fast_repeats):
         log(f"100k users, repeat {rep + 1}/{cfg.fast_repeats}")
         ref_n, core_n = _baselines_and_job(cfg, rep, backlog.path, tmp / "out-backlog.jsonl",
                                            ref, core, plain, core_n)
         if rep < cfg.slow_repeats:
-            store = tmp / f"recovery-{rep}"
-            store.mkdir()
-            subprocess.run([PY, "-m", "bytewax.recovery", str(store), "1"], check=True, cwd=ROOT,
-                           stdout=subprocess.DEVNULL)
-            recovery.append(_job(backlog.path, tmp / "out-recovery.jsonl",
-                                 BYTEWAX_RECOVERY_DIRECTORY=store, BYTEWAX_SNAPSHOT_INTERVAL=10,
-                                 BYTEWAX_RECOVERY_BACKUP_INTERVAL=0))
             livejob.append(_job(live.path, tmp / "out-live.jsonl"))
     lines = backlog.lines
     boot_s = boot["one_process_s"]
     job_s = median(r[0] for r in plain)
     row = _throughput_row(lines, median(ref), median(core), job_s, boot_s, ref_n, core_n,
                           plain[-1][1], int(median(r[2] for r in plain)), [r[0] for r in plain])
-    rec_s = median(r[0] for r in recovery)
     live_s = median(r[0] for r in livejob)
-    same_count = recovery[-1][1] == plain[-1][1]
     backlog_shapes = _notification_shapes(tmp / "out-backlog.jsonl")
     live_shapes = _notification_shapes(tmp / "out-live.jsonl", shift)
     return {
         "throughput": row,
-        "recovery": {
-            "snapshot_interval_s": 10,
-            "runs": len(recovery),
-            "without_events_per_s": rate(lines, job_s),
-            "with_events_per_s": rate(lines, rec_s),
-            "throughput_ratio": ratio(job_s, rec_s),
-            "cost_fraction": round(1 - job_s / rec_s, 3),
-            "without_excl_startup_events_per_s": rate(lines, job_s - boot_s),
-            "with_excl_startup_events_per_s": rate(lines, rec_s - boot_s),
-            "cost_fraction_excl_startup": round(1 - (job_s - boot_s) / (rec_s - boot_s), 3),
-            "same_notification_count": same_count,
-            "note": ("the run is shorter than the interval: only the final snapshot is measured"
-                     if job_s < 10 else "one snapshot per 10 s epoch plus the final one"),
-        },
         "backlog_vs_live": {
             "runs": len(livejob),
             "backlog_first_ts": backlog.first_ts,
@@ -213,6 +194,50 @@ def throughput_1m(cfg: Config, tmp: Path, data: datasets.Dataset, boot: dict[str
                           ref_n, core_n, plain[-1][1], int(median(r[2] for r in plain)),
                           [r[0] for r in plain])
     return row
+
+
+def recovery_cost(cfg: Config, tmp: Path, data: datasets.Dataset, boot: dict[str, Any]) -> dict[str, Any]:
+    """The job with a recovery store and a snapshot every 10 s against the job without one, on
+    the longer (scaling) dataset so that periodic snapshots happen, not only the final one."""
+    plain, recovery, epochs = [], [], []
+    for rep in range(cfg.slow_repeats):
+        log(f"recovery snapshots every {SNAPSHOT_INTERVAL_S} s, repeat {rep + 1}/{cfg.slow_repeats}")
+        plain.append(_job(data.path, tmp / "out-plain.jsonl"))
+        store = tmp / f"recovery-{rep}"
+        store.mkdir()
+        subprocess.run([PY, "-m", "bytewax.recovery", str(store), "1"], check=True, cwd=ROOT,
+                       stdout=subprocess.DEVNULL)
+        recovery.append(_job(data.path, tmp / "out-recovery.jsonl",
+                             BYTEWAX_RECOVERY_DIRECTORY=store,
+                             BYTEWAX_SNAPSHOT_INTERVAL=SNAPSHOT_INTERVAL_S,
+                             BYTEWAX_RECOVERY_BACKUP_INTERVAL=0))
+        epochs.append(_committed_epoch(store))
+    lines, boot_s = data.lines, boot["one_process_s"]
+    job_s, rec_s = median(r[0] for r in plain), median(r[0] for r in recovery)
+    return {
+        "snapshot_interval_s": SNAPSHOT_INTERVAL_S,
+        "runs": cfg.slow_repeats,
+        "lines": lines,
+        "epochs_per_run": epochs,
+        "without_events_per_s": rate(lines, job_s),
+        "with_events_per_s": rate(lines, rec_s),
+        "throughput_ratio": ratio(job_s, rec_s),
+        "cost_fraction": round(1 - job_s / rec_s, 3),
+        "without_excl_startup_events_per_s": rate(lines, job_s - boot_s),
+        "with_excl_startup_events_per_s": rate(lines, rec_s - boot_s),
+        "cost_fraction_excl_startup": round(1 - (job_s - boot_s) / (rec_s - boot_s), 3),
+        "same_notification_count": recovery[-1][1] == plain[-1][1],
+        "note": ("each run ends in its first epoch: only the final snapshot is measured"
+                 if max(epochs) <= 1 else
+                 "epochs_per_run - 1 snapshots at the interval, plus the final one"),
+    }
+
+
+def _committed_epoch(store: Path) -> int:
+    """The last epoch the run committed to its store: the number of epochs it went through."""
+    with contextlib.closing(sqlite3.connect(store / "part-0.sqlite3")) as db:
+        row = db.execute("SELECT MAX(commit_epoch) FROM commits").fetchone()
+    return int(row[0] or 0)
 
 
 def scaling_files(cfg: Config, tmp: Path, data: datasets.Dataset, boot: dict[str, Any]) -> dict[str, Any]:
@@ -433,7 +458,8 @@ def print_table(r: dict[str, Any]) -> None:
          f"{mem['job_bytes_per_open_session']}, {mem['open_sessions']:,} open",
          _mark(r, "bytes_per_open_session")),
         ("snapshots every 10 s, cost", f"{rec['cost_fraction']:.1%}",
-         f"throughput ratio {rec['throughput_ratio']}", _mark(r, "snapshot_cost_fraction")),
+         f"throughput ratio {rec['throughput_ratio']}; {rec['lines']:,} lines, epochs per run "
+         f"{rec['epochs_per_run']}", _mark(r, "snapshot_cost_fraction")),
         ("backlog vs live-like", f"speed {live['live_vs_backlog_speed']}x",
          f"same output: {live['same_output']} ({live['live_notifications']:,} notifications)", ""),
         ("Kafka->Kafka ev/s/process", f"{k['one_process_events_per_s_excl_startup']:,}",
@@ -488,7 +514,6 @@ def main() -> None:
         r["startup"] = boot = startup(cfg, tmp, one_line.path)
         hundred_k = throughput_100k(cfg, tmp, backlog, live, shift, boot)
         r["file_100k_users"] = hundred_k["throughput"]
-        r["recovery"] = hundred_k["recovery"]
         r["backlog_vs_live"] = hundred_k["backlog_vs_live"]
         r["file_1m_users"] = throughput_1m(cfg, tmp, big, boot)
         big.path.unlink()
@@ -496,6 +521,7 @@ def main() -> None:
         scaling_source = backlog if cfg.scaling_events == backlog.events else datasets.traffic(
             tmp, 100_000, cfg.scaling_events)
         r["scaling_files"] = scaling_files(cfg, tmp, scaling_source, boot)
+        r["recovery"] = recovery_cost(cfg, tmp, scaling_source, boot)
         open_users = datasets.one_event_per_user(tmp, cfg.open_sessions)
         r["memory"] = memory(cfg, tmp, open_users)
         kafka_source = {d.events: d for d in (backlog, scaling_source)}.get(cfg.kafka_events) or \

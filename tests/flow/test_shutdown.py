@@ -1,4 +1,4 @@
-"""SIGTERM stops the job cleanly; the next start resumes from recovery and loses nothing."""
+"""SIGTERM stops the job at once (like Ctrl-C); the next start resumes from recovery and loses nothing."""
 
 from __future__ import annotations
 
