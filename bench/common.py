@@ -107,10 +107,12 @@ class Cluster:
         return [self.results[i] for i in range(len(self.procs))]
 
     def interrupt(self) -> None:
+        """SIGTERM, which the job treats as Ctrl-C. Not SIGINT: a bench started in the background
+        by a shell ignores SIGINT, and so would the jobs it starts."""
         for p in self.procs:
             if p.returncode is None:  # not poll(): wait4 must be the one to reap
                 try:
-                    os.kill(p.pid, signal.SIGINT)
+                    os.kill(p.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
 

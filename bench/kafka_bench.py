@@ -278,7 +278,7 @@ def latency(bootstrap: str, topics: Topics, template: Path, rate_per_s: int, win
             results = cluster.wait(60)
         except TimeoutError:
             results = []
-            notes.append("job did not stop on SIGINT; killed")
+            notes.append("job did not stop on SIGTERM; killed")
         reader.join(10)
     elapsed = time.perf_counter() - began
     matched = [(arrivals[key], t) for key, t in produced_at.items() if key in arrivals]
