@@ -271,7 +271,7 @@ class SessionShard:
         width = timers.width
         while (taken := timers.take_due(value)) is not None:
             number, members = taken
-            waiting: dict[str, None] = {}
+            waiting: dict[str, int] = {}  # user -> its deadline, in this bucket but not due
             for user_id in members:
                 user = users.get(user_id)
                 if user is None or user_id in waiting:
@@ -284,7 +284,7 @@ class SessionShard:
                 if due // width != number:
                     continue  # stale: the user's live entry is in another bucket
                 if due >= value:
-                    waiting[user_id] = None  # same bucket, not due yet
+                    waiting[user_id] = due  # same bucket, not due yet
                     continue
                 if light:  # its one event is a whole session, closable now
                     closed.append(sessions.close_light(user, value, gap, user_id))
@@ -293,10 +293,8 @@ class SessionShard:
                     continue
                 self._wake(user_id, user, value, closed)
             if waiting:  # the watermark is inside this bucket: nothing later is due either
-                for user_id in waiting:
-                    due = self._due(users[user_id])
-                    if due // width == number:
-                        timers.add(due, user_id)
+                for user_id, due in waiting.items():
+                    timers.add(due, user_id)
                 break
 
     def _due(self, user: list | tuple) -> int:
