@@ -9,11 +9,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dataflows.sinks import STREAMS
 from promotion.rules import DEFAULT_RULES_PATH, CompiledRules, RulesError, load_rules
 from promotion.shard import SessionConfig
 
 DEFAULT_SAMPLE = Path(__file__).with_name("data") / "sample.jsonl"
-STREAMS = ("-", "stdout", "stderr")
 
 
 class SettingsError(SystemExit):

@@ -18,6 +18,8 @@ from bytewax.outputs import (
 from promotion.records import OutRecord
 
 _STREAM_LOCK = threading.Lock()
+#: Output targets that are standard streams rather than files.
+STREAMS = ("-", "stdout", "stderr")
 
 Records = tuple[str, list[OutRecord]]  # (routing key, records of one upstream batch)
 
@@ -96,7 +98,7 @@ def prepare_file(target: str, fresh: bool) -> None:
     Bytewax opens a sink partition only when its first record arrives, so a run that writes
     nothing would otherwise leave a previous run's file (or none at all) behind.
     """
-    if target in ("-", "stdout", "stderr") or not Path(target).parent.is_dir():
+    if target in STREAMS or not Path(target).parent.is_dir():
         return
     path = Path(target)
     if fresh and (path.is_file() or not path.exists()):
