@@ -21,10 +21,8 @@ ratios to the reference of the same run are reported next to absolute figures.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -52,6 +50,7 @@ from bench.common import (
 from bench.reference import offline_core, reference_loop
 from promotion.generator import GeneratorConfig, write_jsonl
 from promotion.timefmt import parse_rfc3339_ms
+from tests.integration.cluster import committed_epoch
 
 RESULTS = ROOT / "bench" / "results.json"
 SNAPSHOT_INTERVAL_S = 10
@@ -211,7 +210,7 @@ def recovery_cost(cfg: Config, tmp: Path, data: datasets.Dataset, boot: dict[str
                              BYTEWAX_RECOVERY_DIRECTORY=store,
                              BYTEWAX_SNAPSHOT_INTERVAL=SNAPSHOT_INTERVAL_S,
                              BYTEWAX_RECOVERY_BACKUP_INTERVAL=0))
-        epochs.append(_committed_epoch(store))
+        epochs.append(committed_epoch(store))  # the epochs the run went through
     lines, boot_s = data.lines, boot["one_process_s"]
     job_s, rec_s = median(r[0] for r in plain), median(r[0] for r in recovery)
     return {
@@ -231,13 +230,6 @@ def recovery_cost(cfg: Config, tmp: Path, data: datasets.Dataset, boot: dict[str
                  if max(epochs) <= 1 else
                  "epochs_per_run - 1 snapshots at the interval, plus the final one"),
     }
-
-
-def _committed_epoch(store: Path) -> int:
-    """The last epoch the run committed to its store: the number of epochs it went through."""
-    with contextlib.closing(sqlite3.connect(store / "part-0.sqlite3")) as db:
-        row = db.execute("SELECT MAX(commit_epoch) FROM commits").fetchone()
-    return int(row[0] or 0)
 
 
 def scaling_files(cfg: Config, tmp: Path, data: datasets.Dataset, boot: dict[str, Any]) -> dict[str, Any]:

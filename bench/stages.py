@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bench.common import job_gc_policy
+from bench.decode_bench import BATCH
 from promotion.decoding import decode_many
 from promotion.events import USER_ID
 from promotion.pipeline import batched, notifications_for
@@ -27,7 +28,6 @@ from promotion.routing import DecodedBatch, decode_batch, shard_keys
 from promotion.rules import DEFAULT_RULES_PATH, load_rules
 from promotion.shard import SessionConfig, SessionShard
 
-BATCH = 10_000  # the job's default PROMO_BATCH_SIZE
 SHARDS = 64  # the job's default PROMO_SHARDS
 
 
