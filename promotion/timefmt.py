@@ -21,19 +21,14 @@ MAX_MS: Final = 253_402_300_799_999
 
 #: ASCII digits only: `\d` would also match other Unicode digits, which `int` then converts.
 #: Any number of fraction digits (RFC 3339 sets no limit); precision beyond 1 ms is dropped.
-_RFC3339: Final = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
-
 _PREFIX_LEN: Final = 19
 _PREFIX: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})")
+_RFC3339: Final = re.compile(_PREFIX.pattern + r"(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})")
 _TAIL: Final = re.compile(r"(?:\.([0-9]+))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))")
 _TAIL_CACHED_LEN: Final = 16  # ".123456789+02:00"
 _LEAP_SECOND: Final = "60"
 _NAIVE_EPOCH: Final = datetime(1970, 1, 1)
-#: Bounded caches: cleared when full (never rebound: `decoding` reads the first two directly),
-#: so memory stays small whatever the input.
+#: Bounded caches, cleared when full, so memory stays small whatever the input.
 _CACHE_LIMIT: Final = 16_384
 #: date-time prefix -> epoch ms of that wall time read as UTC
 _prefix_ms: dict[str, int] = {}
