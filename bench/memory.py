@@ -31,8 +31,7 @@ def _drive(path: Path, shards: int = 64) -> dict[str, SessionShard]:
     with path.open("rb") as f:
         for batch in batched((line.rstrip(b"\n") for line in f), 2_000):
             for key, work in decode_batch("input", batch, keys).shards:
-                result = state[key].on_batch(work.partition, work.events, work.highs_before,
-                                             work.batch_high, now_ms=0)
+                result = state[key].on_batch(work, now_ms=0)
                 closed += len(result.closed)
     if closed:
         raise AssertionError(f"{closed} sessions closed: the input must keep every session open")

@@ -48,8 +48,7 @@ def _sessions(batches: list[DecodedBatch], keys: list[str],
     closed = []
     for decoded in batches:
         for key, work in decoded.shards:
-            result = shards[key].on_batch(work.partition, work.events, work.highs_before,
-                                          work.batch_high, 0, work.final)
+            result = shards[key].on_batch(work, 0)
             closed.append(result.closed)
     if eof:
         closed.extend(shard.on_eof() for shard in shards.values())

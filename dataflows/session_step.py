@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bytewax.operators import StatefulBatchLogic
 
@@ -14,9 +14,8 @@ from dataflows.rules_watch import RulesWatcher, compiled_from_document, digest_o
 from promotion.facts import SessionFacts
 from promotion.pipeline import notifications_for
 from promotion.records import OutRecord, late_record, notification_record
-from promotion.routing import ShardBatch
 from promotion.rules import dump_rules
-from promotion.shard import LateEvent, SessionConfig, SessionShard
+from promotion.shard import EngineFactory, LateEvent, PythonEngine, SessionConfig, SessionShard
 
 Clock = Callable[[], int]  # wall-clock epoch milliseconds
 
@@ -36,7 +35,7 @@ class ShardOutput(NamedTuple):
     late: list[OutRecord]
 
 
-class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
+class ShardLogic(StatefulBatchLogic[Any, ShardOutput, bytes]):
     """One shard's sessions; ticks on the wall clock so idle input still closes sessions."""
 
     def __init__(
@@ -48,12 +47,13 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
         tick_ms: int,
         resume: bytes | None,
         recovery: bool = True,
+        engine: EngineFactory = PythonEngine,
     ) -> None:
         now = clock()
         if resume is None:
-            self.shard = SessionShard(config, partitions, now)
+            self.shard = SessionShard(config, partitions, now, engine)
         else:
-            self.shard = SessionShard.restore(config, partitions, now, resume)
+            self.shard = SessionShard.restore(config, partitions, now, resume, engine)
         self._watcher = rules
         # After a resume, decide with the rules the shard had, until the watcher says otherwise.
         if self.shard.rules_document is not None:
@@ -69,15 +69,13 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
         self._reported_open = 0
         self._name = f"shard@{id(self):x}"
 
-    def on_batch(self, values: list[ShardBatch]) -> tuple[Iterable[ShardOutput], bool]:
+    def on_batch(self, values: list[Any]) -> tuple[Iterable[ShardOutput], bool]:
         now = self._clock()
         self._follow_rules(now)
         closed: list[SessionFacts] = []
         late: list[LateEvent] = []
         for work in values:
-            result = self.shard.on_batch(
-                work.partition, work.events, work.highs_before, work.batch_high, now, work.final
-            )
+            result = self.shard.on_batch(work, now)
             closed.extend(result.closed)
             late.extend(result.late)
         return self._emit(closed, late, now), self.RETAIN
@@ -112,13 +110,12 @@ class ShardLogic(StatefulBatchLogic[ShardBatch, ShardOutput, bytes]):
         if open_users != self._reported_open:
             metrics.OPEN_SESSIONS.inc(open_users - self._reported_open)
             self._reported_open = open_users
-        metrics.record_watermark(self._name, shard.watermark.value)
-        if shard.opened:
-            metrics.SESSIONS_OPENED.inc(shard.opened)
-            shard.opened = 0
-        if shard.duplicates:
-            metrics.DUPLICATES.inc(shard.duplicates)
-            shard.duplicates = 0
+        metrics.record_watermark(self._name, shard.watermark)
+        opened, duplicates = shard.take_counts()
+        if opened:
+            metrics.SESSIONS_OPENED.inc(opened)
+        if duplicates:
+            metrics.DUPLICATES.inc(duplicates)
         if late:
             metrics.LATE.inc(len(late))
         if not closed and not late:

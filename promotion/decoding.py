@@ -47,7 +47,7 @@ _KNOWN_TYPES: Final = frozenset(EVENT_TYPES)
 _CANONICAL_TYPE: Final[dict[str, str]] = {kind: kind for kind in EVENT_TYPES}
 _MAX_FLOAT: Final = sys.float_info.max
 _parse_ts: Final = parse_rfc3339_ms
-_make_event: Final = Event._make
+_new_tuple: Final = tuple.__new__
 #: Strings of low-cardinality fields (source, product_id, category), so that the events and
 #: sessions held in state share one copy of each (sys.intern would do, but its strings are
 #: immortal on Python 3.12). Cleared when it grows past the limit.
@@ -93,23 +93,22 @@ def decode_event(raw: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Event 
     """Decode one JSON record into an `Event`, or say precisely why not."""
     events, rejected = decode_many((raw,), max_bytes)
     if events:
-        return _make_event(events[0])
+        return events[0]
     return rejected[0][1]
 
 
 def decode_many(
     values: Iterable[bytes], max_bytes: int = DEFAULT_MAX_EVENT_BYTES
-) -> tuple[list[tuple], list[tuple[int, Rejection]]]:
+) -> tuple[list[Event], list[tuple[int, Rejection]]]:
     """Decode records in bulk: (valid events as plain tuples, [(index, rejection)]).
 
-    An event tuple has the fields of `Event` in its order, which is how sessions hold events, so
-    no `Event` is built. Results are exactly those of `decode_event`, record by record.
+    Results are exactly those of `decode_event`, record by record.
 
     The fast path below accepts only plainly valid records (`_PlainRecord`: strict types, so no
     booleans for numbers, bounds as in `_validate`). Any record it does not vouch for goes to
     `_decode_slow`, which decides every rejection: reason, detail and field.
     """
-    events: list[tuple] = []
+    events: list[Event] = []
     rejected: list[tuple[int, Rejection]] = []
     append = events.append
     decode = _decode_plain
@@ -137,13 +136,13 @@ def decode_many(
                     category = share(category, category)
                 # One string per source, product and category among held events.
                 source = share(record.source, record.source)
-                append((ts, record.event_id, record.user_id, kind, source, product_id, category,
-                        record.price, record.quantity))
+                append(_new_tuple(Event, (ts, record.event_id, record.user_id, kind, source,
+                                          product_id, category, record.price, record.quantity)))
                 continue
             except Exception:  # noqa: BLE001 - not plainly valid: the slow path decides
                 pass
         decoded = _decode_slow(raw, max_bytes)
-        if type(decoded) is tuple:
+        if type(decoded) is Event:
             append(decoded)
         else:
             rejected.append((index, decoded))  # type: ignore[arg-type]
@@ -152,7 +151,7 @@ def decode_many(
     return events, rejected
 
 
-def _decode_slow(raw: bytes, max_bytes: int) -> tuple | Rejection:
+def _decode_slow(raw: bytes, max_bytes: int) -> Event | Rejection:
     """The reference decoder: an event tuple, or the rejection with its reason and detail."""
     if len(raw) > max_bytes:
         return Rejection(OVERSIZED, f"{len(raw)} bytes > limit {max_bytes}")
@@ -163,7 +162,7 @@ def _decode_slow(raw: bytes, max_bytes: int) -> tuple | Rejection:
     if not isinstance(obj, dict):
         return Rejection(WRONG_TYPE, f"expected a JSON object, got {_json_type(obj)}", "$")
     try:
-        return tuple(_validate(obj))
+        return _validate(obj)
     except _Reject as reject:
         return reject.rejection
     except Exception as error:  # noqa: BLE001 - decoding is total by contract

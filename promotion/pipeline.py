@@ -61,13 +61,11 @@ def run_offline(
         decoded = decode_batch(partition, batch, keys, max_event_bytes)
         result.rejected.extend(decoded.rejected)
         for key, work in decoded.shards:
-            step = state[key].on_batch(
-                work.partition, work.events, work.highs_before, work.batch_high, now_ms=0
-            )
+            step = state[key].on_batch(work, now_ms=0)
             result.closed.extend(step.closed)
             result.late.extend(step.late)
     for key in keys:
         result.closed.extend(state[key].on_eof())
-        result.duplicates += state[key].duplicates
+        result.duplicates += state[key].take_counts()[1]
     result.notifications = notifications_for(result.closed, rules)
     return result

@@ -47,6 +47,18 @@ class Watermark:
         self.finished: set[str] = set()
         self.value = value
 
+    def restore(self, high: dict[str, int], value: int, now_ms: int) -> None:
+        """Adopt the partition marks and value of a snapshot (partitions it names are added,
+        each with a fresh idle timeout)."""
+        for name, mark in high.items():
+            self.high[name] = mark
+            self.seen.setdefault(name, now_ms)
+        self.value = value
+
+    def raise_high(self, partition: str, high: int) -> None:
+        if high > self.high.get(partition, NO_TIME):
+            self.high[partition] = high
+
     def floor_excluding(self, partition: str, now_ms: int) -> int:
         """Min high-water mark over the other active partitions (NO_TIME holds it back)."""
         floor = 2**62

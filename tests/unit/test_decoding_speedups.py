@@ -32,7 +32,7 @@ def _typed(value: object) -> object:
 
 def _expected(raw: bytes, max_bytes: int = 65_536) -> object:
     slow = _decode_slow(raw, max_bytes)
-    return Event._make(slow) if type(slow) is tuple else slow
+    return slow
 
 
 def _assert_same(raw: bytes, max_bytes: int = 65_536) -> None:
@@ -255,18 +255,18 @@ def test_decode_batch_matches_per_record_reference(values: list[bytes], shards: 
     assert [(k, tuple(w)) for k, w in got.shards] == work
     assert [w.events for _, w in got.shards] == [w[1] for _, w in work]
     for _, shard_batch in got.shards:
-        assert all(type(e) is tuple for e in shard_batch.events)  # plain tuples, not Event
+        assert all(type(e) is Event for e in shard_batch.events)
     assert [tuple(r) for r in got.rejected] == rejected
     assert got.valid == valid
     assert got.type_counts == counts
     assert list(got.type_counts) == list(counts)
 
 
-def test_decode_many_returns_plain_tuples_and_indexed_rejections() -> None:
+def test_decode_many_returns_events_and_indexed_rejections() -> None:
     good = orjson.dumps({"event_id": "e", "user_id": "u", "type": "login", "ts": 5, "source": "a"})
     events, rejected = decode_many([b"nope", good, b"[]"])
     assert events == [(5, "e", "u", "login", "a", None, None, None, 1)]
-    assert type(events[0]) is tuple
+    assert type(events[0]) is Event
     assert [(i, r.reason) for i, r in rejected] == [(0, "not_json"), (2, "wrong_type")]
 
 
