@@ -1,4 +1,4 @@
-"""`promotions`: the operational command line (sample data, rule checks; more to come)."""
+"""`promotions`: the operational command line (sample data, rule checks, replays, recovery stores)."""
 
 from __future__ import annotations
 
@@ -130,6 +130,28 @@ def _recovery_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _state(args: argparse.Namespace) -> int:
+    """The resume snapshot of a recovery store: one user's sessions, or counts per shard."""
+    from dataflows import state_query
+
+    try:
+        gap_ms = state_query.gap_ms_from(args.gap_seconds)
+        if args.summary:
+            report = state_query.summary(args.directory, gap_ms)
+        else:
+            report = state_query.user_state(args.directory, args.user, gap_ms)
+    except state_query.StateError as error:
+        print(error, file=sys.stderr)
+        return 1
+    if args.json:
+        print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    elif args.summary:
+        print(state_query.render_summary(report))
+    else:
+        print(state_query.render_user(report))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="promotions", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
@@ -176,6 +198,18 @@ def parser() -> argparse.ArgumentParser:
     backup.add_argument("directory", type=Path)
     backup.add_argument("destination", type=Path)
     backup.set_defaults(run=_recovery_backup)
+
+    state = commands.add_parser(
+        "state", help="open sessions in a recovery store (read-only, safe while the service runs)")
+    state.add_argument("directory", type=Path, help="the recovery store")
+    query = state.add_mutually_exclusive_group(required=True)
+    query.add_argument("--user", help="one user's open sessions, profile and deadline")
+    query.add_argument("--summary", action="store_true",
+                       help="open users and sessions per shard, event time, rules version")
+    state.add_argument("--json", action="store_true", help="print one JSON document")
+    state.add_argument("--gap-seconds", type=float, default=None,
+                       help="session gap (default: PROMO_GAP_SECONDS, else 300)")
+    state.set_defaults(run=_state)
     return top
 
 
