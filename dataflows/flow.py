@@ -14,7 +14,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from dataflows import metrics
+from dataflows import kernel_engine, metrics
 from dataflows.session_step import Clock, ShardLogic, ShardOutput
 from dataflows.rules_watch import RulesWatcher
 from dataflows.kafka_io import KafkaInput, KafkaOutput, KafkaUnavailable, list_partitions
@@ -24,6 +24,7 @@ from dataflows.sources import JsonLinesSource, RawBatch
 from promotion.records import OutRecord, dead_letter_line, dead_letter_raw
 from promotion.routing import DecodedBatch, decode_batch, shard_keys
 from promotion.rules import CompiledRules
+from promotion.shard import PythonEngine
 
 
 def wall_clock_ms() -> int:
@@ -135,9 +136,15 @@ def build_flow(
     partitions = list(wiring.partitions)
     watched = settings.rules if settings.rules_watch else None
     watcher = RulesWatcher(watched, round(settings.rules_poll_seconds * 1000), rules)
+    if settings.engine == "kernel":
+        if not kernel_engine.available():
+            raise SettingsError(kernel_engine.MISSING)
+        split, engine = kernel_engine.decode_batch, kernel_engine.KernelEngine
+    else:
+        split, engine = decode_batch, PythonEngine
 
     def decode(batch: RawBatch) -> DecodedBatch:
-        decoded = decode_batch(batch.partition, batch.values, keys, max_bytes, batch.final)
+        decoded = split(batch.partition, batch.values, keys, max_bytes, batch.final)
         topic = metrics.topic_of(batch.partition)
         metrics.RECORDS.labels(topic).inc(len(batch.values))
         for kind, count in decoded.type_counts.items():
@@ -158,7 +165,8 @@ def build_flow(
         )
 
     def build_shard(resume: bytes | None) -> ShardLogic:
-        return ShardLogic(config, partitions, watcher, clock, tick_ms, resume, wiring.recovery)
+        return ShardLogic(config, partitions, watcher, clock, tick_ms, resume, wiring.recovery,
+                          engine)
 
     def lines(field: str):
         def pick(item: tuple[str, ShardOutput]) -> tuple[str, list[OutRecord]] | None:

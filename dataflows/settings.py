@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     shards: Annotated[int, Field(ge=1, le=4096)] = 64
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 10_000
     max_event_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 65_536
+    #: Who keeps sessions and decodes: the compiled kernel, or the Python specification.
+    engine: Literal["kernel", "python"] = "kernel"
 
     # -- Kafka (PROMO_MODE=kafka) ------------------------------------------------------------------
     mode: Literal["file", "kafka"] = "file"

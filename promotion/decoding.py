@@ -106,7 +106,7 @@ def decode_many(
 
     The fast path below accepts only plainly valid records (`_PlainRecord`: strict types, so no
     booleans for numbers, bounds as in `_validate`). Any record it does not vouch for goes to
-    `_decode_slow`, which decides every rejection: reason, detail and field.
+    `decode_strict`, which decides every rejection: reason, detail and field.
     """
     events: list[Event] = []
     rejected: list[tuple[int, Rejection]] = []
@@ -117,7 +117,8 @@ def decode_many(
     parse_ts = _parse_ts
     share = _SHARED.setdefault
     for index, raw in enumerate(values):
-        if len(raw) <= max_bytes:
+        # msgspec does not check the UTF-8 of fields it skips: such records are the slow path's.
+        if len(raw) <= max_bytes and (raw.isascii() or _is_utf8(raw)):
             try:
                 record = decode(raw)
                 ts = record.ts
@@ -141,7 +142,7 @@ def decode_many(
                 continue
             except Exception:  # noqa: BLE001 - not plainly valid: the slow path decides
                 pass
-        decoded = _decode_slow(raw, max_bytes)
+        decoded = decode_strict(raw, max_bytes)
         if type(decoded) is Event:
             append(decoded)
         else:
@@ -151,7 +152,15 @@ def decode_many(
     return events, rejected
 
 
-def _decode_slow(raw: bytes, max_bytes: int) -> Event | Rejection:
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def decode_strict(raw: bytes, max_bytes: int) -> Event | Rejection:
     """The reference decoder: an event tuple, or the rejection with its reason and detail."""
     if len(raw) > max_bytes:
         return Rejection(OVERSIZED, f"{len(raw)} bytes > limit {max_bytes}")

@@ -1,4 +1,4 @@
-"""The Dockerfile (it cannot be built here: no Docker engine), read and linted with hadolint."""
+"""The Dockerfile, read and linted with hadolint (test_deploy_image.py builds and runs it)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,23 @@ def test_multi_stage_build() -> None:
     assert len(froms) >= 2
     assert any(" AS " in f.upper() for f in froms[:-1])
     assert any(word == "COPY" and args.startswith("--from=") for word, args in final_stage())
+
+
+def test_every_stage_starts_from_the_base_image_argument() -> None:
+    """One base for all stages, the official image by default; `make image` passes a local one."""
+    steps = instructions()
+    assert steps[0] == ("ARG", "BASE_IMAGE=python:3.12-slim-bookworm")
+    froms = [args.split()[0] for word, args in steps if word == "FROM"]
+    assert froms and set(froms) == {"${BASE_IMAGE}"}
+
+
+def test_kernel_is_built_from_the_lock_and_installed() -> None:
+    steps = instructions()
+    runs = [args for word, args in steps if word == "RUN"]
+    assert any("cargo fetch --locked" in r for r in runs)
+    assert any("maturin build" in r and "--frozen" in r and "--out /wheels" in r for r in runs)
+    assert ("COPY", "--from=kernel /wheels /wheels") in steps
+    assert any("/wheels/*.whl" in r and "pip install" in r for r in runs)
 
 
 def test_runs_as_numeric_non_root_user() -> None:

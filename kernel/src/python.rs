@@ -1,0 +1,279 @@
+//! The Python face of the kernel: decoding and splitting a partition batch, and a shard's sessions.
+//! The Python adapter (`dataflows/kernel_engine.py`) turns what these return into the domain's
+//! types; `promotion/` stays the specification these must match.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyTuple};
+
+use crate::decode::decode_plain;
+use crate::event::{Event, Kind, KINDS, NO_TIME};
+use crate::sessions::{ClosedSession, LateEvent, ShardSessions};
+use crate::snapshot;
+
+/// One partition batch, decoded: events by record index, and the records left to Python.
+#[pyclass(module = "promotions_kernel")]
+pub struct Decoded {
+    events: Vec<Option<Event>>,
+    #[pyo3(get)]
+    unvouched: Vec<usize>,
+}
+
+#[pyfunction]
+fn decode(values: &Bound<'_, PyList>, max_bytes: usize) -> PyResult<Decoded> {
+    let mut events = Vec::with_capacity(values.len());
+    let mut unvouched = Vec::new();
+    for (index, value) in values.iter().enumerate() {
+        let raw = value.downcast::<PyBytes>()?.as_bytes();
+        let event = decode_plain(raw, max_bytes);
+        if event.is_none() {
+            unvouched.push(index);
+        }
+        events.push(event);
+    }
+    Ok(Decoded { events, unvouched })
+}
+
+fn event_from_py(event: &Bound<'_, PyAny>) -> PyResult<Event> {
+    let kind: String = event.get_item(3)?.extract()?;
+    Ok(Event {
+        ts: event.get_item(0)?.extract()?,
+        event_id: event.get_item(1)?.extract::<String>()?.into(),
+        user_id: event.get_item(2)?.extract::<String>()?.into(),
+        kind: Kind::from_name(&kind).ok_or_else(|| PyValueError::new_err(format!("unknown type {kind}")))?,
+        source: event.get_item(4)?.extract::<String>()?.into(),
+        product_id: event.get_item(5)?.extract::<Option<String>>()?.map(Into::into),
+        category: event.get_item(6)?.extract::<Option<String>>()?.map(Into::into),
+        price: event.get_item(7)?.extract()?,
+        quantity: event.get_item(8)?.extract()?,
+    })
+}
+
+fn event_to_py<'py>(py: Python<'py>, e: &Event) -> Bound<'py, PyTuple> {
+    PyTuple::new_bound(
+        py,
+        [
+            e.ts.into_py(py),
+            e.event_id.as_ref().into_py(py),
+            e.user_id.as_ref().into_py(py),
+            e.kind.name().into_py(py),
+            e.source.as_ref().into_py(py),
+            e.product_id.as_deref().into_py(py),
+            e.category.as_deref().into_py(py),
+            e.price.into_py(py),
+            e.quantity.into_py(py),
+        ],
+    )
+}
+
+#[pymethods]
+impl Decoded {
+    /// A record the Python decoder found valid after all.
+    fn accept(&mut self, index: usize, event: &Bound<'_, PyAny>) -> PyResult<()> {
+        let slot = self.events.get_mut(index).ok_or_else(|| PyValueError::new_err("index out of range"))?;
+        *slot = Some(event_from_py(event)?);
+        Ok(())
+    }
+
+    /// Valid events per type name.
+    fn type_counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let mut counts = [0u64; 7];
+        for event in self.events.iter().flatten() {
+            counts[event.kind.index()] += 1;
+        }
+        let out = PyDict::new_bound(py);
+        for kind in KINDS {
+            if counts[kind.index()] > 0 {
+                out.set_item(kind.name(), counts[kind.index()])?;
+            }
+        }
+        Ok(out)
+    }
+
+    #[getter]
+    fn valid(&self) -> usize {
+        self.events.iter().flatten().count()
+    }
+
+    /// Split the events by user shard (crc32 of user_id), keeping partition order; every shard
+    /// gets a piece, empty or not, so each shard's watermark follows the partition.
+    fn split(&mut self, partition: String, shards: usize, last: bool) -> Vec<Work> {
+        let mut work: Vec<Work> = (0..shards)
+            .map(|_| Work { partition: partition.clone(), events: Vec::new(), highs_before: Vec::new(), batch_high: NO_TIME, last })
+            .collect();
+        let mut high = NO_TIME;
+        for event in std::mem::take(&mut self.events).into_iter().flatten() {
+            let shard = crc32fast::hash(event.user_id.as_bytes()) as usize % shards;
+            let ts = event.ts;
+            work[shard].events.push(event);
+            work[shard].highs_before.push(high);
+            high = high.max(ts);
+        }
+        for piece in &mut work {
+            piece.batch_high = high;
+        }
+        work
+    }
+}
+
+/// One shard's share of one partition batch (pickles, so it can cross to another worker).
+#[pyclass(module = "promotions_kernel")]
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Work {
+    #[pyo3(get)]
+    partition: String,
+    events: Vec<Event>,
+    #[pyo3(get)]
+    highs_before: Vec<i64>,
+    #[pyo3(get)]
+    batch_high: i64,
+    #[pyo3(get, name = "final")]
+    last: bool,
+}
+
+#[pymethods]
+impl Work {
+    fn __len__(&self) -> usize {
+        self.events.len()
+    }
+
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(PyObject, (Bound<'py, PyBytes>,))> {
+        let bytes = serde_json::to_vec(self).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let rebuild = py.import_bound("promotions_kernel")?.getattr("work_from_bytes")?;
+        Ok((rebuild.unbind(), (PyBytes::new_bound(py, &bytes),)))
+    }
+
+    /// The events as Python tuples (for tests and tools).
+    fn events<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyTuple>> {
+        self.events.iter().map(|e| event_to_py(py, e)).collect()
+    }
+}
+
+#[pyfunction]
+fn work_from_bytes(data: &[u8]) -> PyResult<Work> {
+    serde_json::from_slice(data).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// The sessions of one user shard.
+#[pyclass(module = "promotions_kernel")]
+pub struct Shard {
+    inner: ShardSessions,
+}
+
+fn closed_to_py(py: Python<'_>, closed: Vec<ClosedSession>) -> PyResult<Bound<'_, PyList>> {
+    let out = PyList::empty_bound(py);
+    for c in closed {
+        let s = c.session;
+        let cart = PyDict::new_bound(py);
+        for (product, qty) in &s.cart {
+            cart.set_item(&**product, qty)?;
+        }
+        let prices = PyDict::new_bound(py);
+        for (product, price) in &s.prices {
+            prices.set_item(&**product, price)?;
+        }
+        let viewed = PySet::new_bound(py, &s.viewed.iter().map(|v| &**v).collect::<Vec<&str>>())?;
+        let categories = PySet::new_bound(py, &s.categories.iter().map(|v| &**v).collect::<Vec<&str>>())?;
+        let item = PyTuple::new_bound(
+            py,
+            [
+                c.user_id.as_ref().into_py(py),
+                c.reason.name().into_py(py),
+                s.start.into_py(py),
+                s.first_event_id.as_ref().into_py(py),
+                s.end.into_py(py),
+                s.events.into_py(py),
+                s.logged_out.into_py(py),
+                s.type_counts.to_vec().into_py(py),
+                cart.into_any().unbind(),
+                prices.into_any().unbind(),
+                viewed.into_any().unbind(),
+                categories.into_any().unbind(),
+            ],
+        );
+        out.append(item)?;
+    }
+    Ok(out)
+}
+
+fn late_to_py<'py>(py: Python<'py>, late: Vec<LateEvent>, partition: &str) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty_bound(py);
+    for l in late {
+        out.append((event_to_py(py, &l.event), l.watermark, partition))?;
+    }
+    Ok(out)
+}
+
+#[pymethods]
+impl Shard {
+    #[new]
+    fn new(gap_ms: i64, lateness_ms: i64, idle_timeout_ms: i64, partitions: Vec<String>, now_ms: i64) -> Self {
+        Shard { inner: ShardSessions::new(gap_ms, lateness_ms, idle_timeout_ms, &partitions, now_ms) }
+    }
+
+    /// (closed sessions, late events) of one shard's share of a batch.
+    fn on_batch<'py>(&mut self, py: Python<'py>, work: &Bound<'py, Work>, now_ms: i64) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+        let mut piece = work.borrow_mut();
+        let events = std::mem::take(&mut piece.events);
+        let highs = std::mem::take(&mut piece.highs_before);
+        let mut closed = Vec::new();
+        let mut late = Vec::new();
+        self.inner.on_batch(&piece.partition, events, &highs, piece.batch_high, now_ms, piece.last, &mut closed, &mut late);
+        Ok((closed_to_py(py, closed)?, late_to_py(py, late, &piece.partition)?))
+    }
+
+    fn on_tick<'py>(&mut self, py: Python<'py>, now_ms: i64) -> PyResult<Bound<'py, PyList>> {
+        let mut closed = Vec::new();
+        self.inner.on_tick(now_ms, &mut closed);
+        closed_to_py(py, closed)
+    }
+
+    fn on_eof<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let mut closed = Vec::new();
+        self.inner.on_eof(&mut closed);
+        closed_to_py(py, closed)
+    }
+
+    #[getter]
+    fn watermark_value(&self) -> i64 {
+        self.inner.watermark.value
+    }
+
+    #[getter]
+    fn open_users(&self) -> usize {
+        self.inner.users.len()
+    }
+
+    fn __contains__(&self, user_id: &str) -> bool {
+        self.inner.users.contains_key(user_id)
+    }
+
+    /// (sessions started, repeated events dropped) since the last call.
+    fn take_counts(&mut self) -> (u64, u64) {
+        let counts = (self.inner.opened, self.inner.duplicates);
+        self.inner.opened = 0;
+        self.inner.duplicates = 0;
+        counts
+    }
+
+    /// The engine's part of a format-7 snapshot: {"watermark", "high", "users"} as JSON bytes.
+    fn state_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new_bound(py, &snapshot::state_json(&self.inner))
+    }
+
+    /// Adopt the watermark, marks and users of a format-7 document (JSON bytes).
+    fn load_json(&mut self, document: &[u8], now_ms: i64) -> PyResult<()> {
+        snapshot::load_json(&mut self.inner, document, now_ms).map_err(|e| PyValueError::new_err(format!("shard snapshot: {e}")))
+    }
+}
+
+#[pymodule]
+fn promotions_kernel(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("SNAPSHOT_VERSION", 7)?;
+    m.add_function(wrap_pyfunction!(decode, m)?)?;
+    m.add_function(wrap_pyfunction!(work_from_bytes, m)?)?;
+    m.add_class::<Decoded>()?;
+    m.add_class::<Work>()?;
+    m.add_class::<Shard>()?;
+    Ok(())
+}
