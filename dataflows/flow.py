@@ -24,7 +24,7 @@ from dataflows.sources import JsonLinesSource, RawBatch
 from promotion.records import OutRecord, dead_letter_line, dead_letter_raw
 from promotion.routing import DecodedBatch, decode_batch, shard_keys
 from promotion.rules import CompiledRules
-from promotion.shard import PythonEngine
+from promotion.core import ShardCore
 
 
 def wall_clock_ms() -> int:
@@ -139,9 +139,9 @@ def build_flow(
     if settings.engine == "kernel":
         if not kernel_engine.available():
             raise SettingsError(kernel_engine.MISSING)
-        split, engine = kernel_engine.decode_batch, kernel_engine.KernelEngine
+        split, core = kernel_engine.decode_batch, kernel_engine.KernelCore
     else:
-        split, engine = decode_batch, PythonEngine
+        split, core = decode_batch, ShardCore
 
     def decode(batch: RawBatch) -> DecodedBatch:
         decoded = split(batch.partition, batch.values, keys, max_bytes, batch.final)
@@ -166,7 +166,7 @@ def build_flow(
 
     def build_shard(resume: bytes | None) -> ShardLogic:
         return ShardLogic(config, partitions, watcher, clock, tick_ms, resume, wiring.recovery,
-                          engine)
+                          core)
 
     def lines(field: str):
         def pick(item: tuple[str, ShardOutput]) -> tuple[str, list[OutRecord]] | None:

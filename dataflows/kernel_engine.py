@@ -1,22 +1,27 @@
-"""The compiled kernel (`promotions_kernel`, built from kernel/) as decoder and sessions engine.
+"""The compiled kernel (`promotions_kernel`, built from kernel/) as decoder and shard core.
 
-The kernel decodes the plainly valid records of a batch and keeps a shard's sessions; this module
-turns what it returns into the domain's types, so that everything after a session closes
-(profiles, facts, rules, notifications) is the same code for both engines. Records the kernel does
-not vouch for are decoded by `promotion.decoding.decode_strict`, which alone words rejections.
+The kernel decodes the plainly valid records of a batch, keeps a shard's sessions and profiles,
+applies the rules and encodes notifications; this module adapts it to the interface of
+`promotion.core.ShardCore`, the Python specification it must match byte for byte. Records the
+kernel does not vouch for are decoded by `promotion.decoding.decode_strict`, which alone words
+rejections; rules are validated in Python and handed over as their plain document.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 
+from promotion.core import ClosedStats, StepOutput
 from promotion.decoding import decode_strict
 from promotion.events import Event
+from promotion.records import OutRecord
 from promotion.routing import DecodedBatch, RejectedRecord
-from promotion.sessions import ClosedSession, LateEvent, Session
+from promotion.rules import CompiledRules, dump_rules
+from promotion.sessions import LateEvent
+from promotion.shard import SessionConfig
 
 try:
     import promotions_kernel as _kernel
@@ -50,49 +55,75 @@ def decode_batch(
     return DecodedBatch(list(zip(keys, work)), rejected, valid, counts)
 
 
-def _closed(item: tuple) -> ClosedSession:
-    user_id, reason, start, first_id, end, events, logged_out, counts, cart, prices, viewed, cats = item
-    session = Session(start, first_id, end, events, logged_out, counts, cart, prices, viewed, cats)
-    return ClosedSession(user_id, session, reason)
-
-
-class KernelEngine:
-    """A shard's sessions kept by the kernel (`promotion.shard.SessionEngine`)."""
+class KernelCore:
+    """A shard kept by the kernel, with the interface of `promotion.core.ShardCore`."""
 
     def __init__(
-        self, gap_ms: int, lateness_ms: int, idle_timeout_ms: int, partitions: list[str],
-        now_ms: int,
+        self, config: SessionConfig, partitions: Sequence[str], now_ms: int, resume: bytes | None
     ) -> None:
-        self._shard = _kernel.Shard(gap_ms, lateness_ms, idle_timeout_ms, partitions, now_ms)
+        self._shard = _kernel.Shard(config.gap_ms, config.lateness_ms, config.idle_timeout_ms,
+                                    config.profile_ttl_ms, list(partitions), now_ms)
+        self._version = ""
+        if resume is not None:
+            # Any format: older ones are migrated by the specification's reader first.
+            if resume[:1] != b"{":
+                from promotion.snapshot import encode_state, load_state
+
+                resume = encode_state(load_state(resume))
+            self._shard.restore(resume, now_ms)
 
     @property
-    def watermark_value(self) -> int:
-        return self._shard.watermark_value
+    def rules_document(self) -> dict | None:
+        document = self._shard.rules_document()
+        return None if document is None else orjson.loads(document)
+
+    def use_rules(self, rules: CompiledRules) -> None:
+        self._shard.set_rules(orjson.dumps(dump_rules(rules.rule_set)))
+        self._version = rules.version
+
+    def on_batch(self, works: Iterable[Any], now_ms: int) -> StepOutput:
+        records: list[OutRecord] = []
+        late: list[LateEvent] = []
+        closed: list[ClosedStats] = []
+        decisions: list[tuple[str, str, str]] = []
+        for work in works:
+            notified, ended, behind = self._shard.on_batch(work, now_ms)
+            self._collect(notified, ended, records, closed, decisions)
+            late += [LateEvent(Event._make(event), mark, part) for event, mark, part in behind]
+        return StepOutput(records, late, closed, decisions)
+
+    def on_tick(self, now_ms: int) -> StepOutput:
+        return self._step(*self._shard.on_tick(now_ms))
+
+    def on_eof(self) -> StepOutput:
+        return self._step(*self._shard.on_eof())
 
     @property
     def open_users(self) -> int:
         return self._shard.open_users
 
-    def __contains__(self, user_id: object) -> bool:
-        return isinstance(user_id, str) and user_id in self._shard
-
-    def on_batch(self, work: Any, now_ms: int) -> tuple[list[ClosedSession], list[LateEvent]]:
-        closed, late = self._shard.on_batch(work, now_ms)
-        return ([_closed(c) for c in closed],
-                [LateEvent(Event._make(event), mark, part) for event, mark, part in late])
-
-    def on_tick(self, now_ms: int) -> list[ClosedSession]:
-        return [_closed(c) for c in self._shard.on_tick(now_ms)]
-
-    def on_eof(self) -> list[ClosedSession]:
-        return [_closed(c) for c in self._shard.on_eof()]
+    @property
+    def watermark(self) -> int:
+        return self._shard.watermark
 
     def take_counts(self) -> tuple[int, int]:
         return self._shard.take_counts()
 
-    def state_json(self) -> bytes:
-        return self._shard.state_json()
+    def snapshot(self) -> bytes:
+        return self._shard.snapshot()
 
-    def load(self, state: dict[str, Any], now_ms: int) -> None:
-        part = {"watermark": state["watermark"], "high": state["high"], "users": state["users"]}
-        self._shard.load_json(orjson.dumps(part), now_ms)
+    def _step(self, notified: list, ended: list) -> StepOutput:
+        records: list[OutRecord] = []
+        closed: list[ClosedStats] = []
+        decisions: list[tuple[str, str, str]] = []
+        self._collect(notified, ended, records, closed, decisions)
+        return StepOutput(records, [], closed, decisions)
+
+    def _collect(self, notified: list, ended: list, records: list, closed: list,
+                 decisions: list) -> None:
+        version = self._version
+        for user_id, value, nid, action, rule in notified:
+            records.append(OutRecord(user_id.encode("utf-8"), value,
+                                     [("notification_id", nid.encode("ascii"))]))
+            decisions.append((action, rule, version))
+        closed += [ClosedStats._make(c) for c in ended]

@@ -2,9 +2,9 @@
 
 The dataflow keys state by shard (a stable hash of user_id), not by user: one Bytewax key per
 shard keeps per-item overhead and the number of pending wall-clock timers small. The sessions
-themselves are kept by an engine: `promotion.sessions.ShardSessions` (the specification, in
-Python) or the compiled kernel, which must give the same closed sessions. Everything after a
-session closes (profiles, facts, and the order sessions come out in) is done here, once, for both.
+themselves are kept by `promotion.sessions.ShardSessions`; this shell adds what follows a
+session's close: the order closed sessions come out in, the users' profiles, and the facts rules
+see. The compiled kernel implements the same and is held to it by differential tests.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple
 
 import orjson
 
@@ -26,6 +26,7 @@ from promotion.profiles import (
     new_profile,
     record_session,
 )
+from promotion.routing import ShardBatch
 from promotion.sessions import ClosedSession, LateEvent, ShardSessions, ordered
 from promotion.snapshot import SNAPSHOT_VERSION, load_state
 
@@ -52,39 +53,6 @@ class SessionConfig:
             raise ValueError("profile TTL must not be negative")
 
 
-class SessionEngine(Protocol):
-    """What a shard needs of the engine that keeps its sessions."""
-
-    @property
-    def watermark_value(self) -> int: ...
-    @property
-    def open_users(self) -> int: ...
-    def __contains__(self, user_id: object) -> bool: ...
-    def on_batch(self, work: Any, now_ms: int) -> tuple[list[ClosedSession], list[LateEvent]]: ...
-    def on_tick(self, now_ms: int) -> list[ClosedSession]: ...
-    def on_eof(self) -> list[ClosedSession]: ...
-    def take_counts(self) -> tuple[int, int]: ...
-    def state_json(self) -> bytes: ...
-    def load(self, state: dict[str, Any], now_ms: int) -> None: ...
-
-
-class PythonEngine(ShardSessions):
-    """`ShardSessions` as a shard's engine."""
-
-    def __contains__(self, user_id: object) -> bool:
-        return user_id in self.users
-
-    def on_batch(self, work: Any, now_ms: int) -> tuple[list[ClosedSession], list[LateEvent]]:  # type: ignore[override]
-        return super().on_batch(work.partition, work.events, work.highs_before, work.batch_high,
-                                now_ms, work.final)
-
-    def state_json(self) -> bytes:
-        return orjson.dumps(self.state())
-
-
-EngineFactory = type[PythonEngine] | Any
-
-
 class ShardResult(NamedTuple):
     closed: list[SessionFacts]
     late: list[LateEvent]
@@ -98,10 +66,9 @@ class SessionShard:
         config: SessionConfig,
         partitions: Iterable[str],
         now_ms: int,
-        engine: EngineFactory = PythonEngine,
     ) -> None:
         self.config = config
-        self.sessions: SessionEngine = engine(
+        self.sessions = ShardSessions(
             config.gap_ms, config.lateness_ms, config.idle_timeout_ms, list(partitions), now_ms
         )
         #: Cross-session profiles, and a heap of (expiry, user_id) to drop them after the TTL.
@@ -113,10 +80,10 @@ class SessionShard:
 
     # -- input ---------------------------------------------------------------------------------
 
-    def on_batch(self, work: Any, now_ms: int) -> ShardResult:
-        """This shard's share of one batch of one input partition (`routing.ShardBatch`, or the
-        kernel's equivalent)."""
-        closed, late = self.sessions.on_batch(work, now_ms)
+    def on_batch(self, work: ShardBatch, now_ms: int) -> ShardResult:
+        """This shard's share of one batch of one input partition."""
+        closed, late = self.sessions.on_batch(work.partition, work.events, work.highs_before,
+                                              work.batch_high, now_ms, work.final)
         return ShardResult(self._finish(closed), late)
 
     def on_tick(self, now_ms: int) -> list[SessionFacts]:
@@ -177,7 +144,7 @@ class SessionShard:
             due = profile[LAST_TS] + ttl
             if due >= watermark:
                 heapq.heappush(expiries, (due, user_id))
-            elif user_id in self.sessions:  # an open session decides later whether it sees it
+            elif user_id in self.sessions.users:  # an open session decides later whether it sees it
                 heapq.heappush(expiries, (watermark + self.config.gap_ms, user_id))
             else:
                 del profiles[user_id]
@@ -193,7 +160,7 @@ class SessionShard:
         }
         head = orjson.dumps({"version": SNAPSHOT_VERSION, "profiles": profiles,
                              "rules": self.rules_document})
-        return head[:-1] + b"," + self.sessions.state_json()[1:]
+        return head[:-1] + b"," + orjson.dumps(self.sessions.state())[1:]
 
     @classmethod
     def restore(
@@ -202,10 +169,9 @@ class SessionShard:
         partitions: Iterable[str],
         now_ms: int,
         blob: bytes,
-        engine: EngineFactory = PythonEngine,
     ) -> SessionShard:
         state = load_state(blob)
-        shard = cls(config, partitions, now_ms, engine)
+        shard = cls(config, partitions, now_ms)
         shard.sessions.load(state, now_ms)
         shard.profiles = {
             uid: [p["last_ts"], p["sessions"], p["purchases"], p["interest"], p["interest_ts"]]

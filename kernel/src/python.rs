@@ -1,15 +1,18 @@
 //! The Python face of the kernel: decoding and splitting a partition batch, and a shard's sessions.
-//! The Python adapter (`dataflows/kernel_engine.py`) turns what these return into the domain's
-//! types; `promotion/` stays the specification these must match.
+//! The Python adapter is `dataflows/kernel_engine.py`; `promotion/` is the specification these
+//! must match.
+
+// PyO3 0.22's macros expand `PyResult` returns into conversions newer clippy calls useless.
+#![allow(clippy::useless_conversion)]
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::decode::decode_plain;
 use crate::event::{Event, Kind, KINDS, NO_TIME};
-use crate::sessions::{ClosedSession, LateEvent, ShardSessions};
-use crate::snapshot;
+use crate::sessions::{LateEvent, ShardSessions};
+use crate::shard::StepOutput;
 
 /// One partition batch, decoded: events by record index, and the records left to Python.
 #[pyclass(module = "promotions_kernel")]
@@ -154,46 +157,26 @@ fn work_from_bytes(data: &[u8]) -> PyResult<Work> {
     serde_json::from_slice(data).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
-/// The sessions of one user shard.
+/// One user shard: sessions, profiles, rules in force, and what closed sessions produce.
 #[pyclass(module = "promotions_kernel")]
 pub struct Shard {
-    inner: ShardSessions,
+    inner: crate::shard::Shard,
 }
 
-fn closed_to_py(py: Python<'_>, closed: Vec<ClosedSession>) -> PyResult<Bound<'_, PyList>> {
-    let out = PyList::empty_bound(py);
-    for c in closed {
-        let s = c.session;
-        let cart = PyDict::new_bound(py);
-        for (product, qty) in &s.cart {
-            cart.set_item(&**product, qty)?;
-        }
-        let prices = PyDict::new_bound(py);
-        for (product, price) in &s.prices {
-            prices.set_item(&**product, price)?;
-        }
-        let viewed = PySet::new_bound(py, &s.viewed.iter().map(|v| &**v).collect::<Vec<&str>>())?;
-        let categories = PySet::new_bound(py, &s.categories.iter().map(|v| &**v).collect::<Vec<&str>>())?;
-        let item = PyTuple::new_bound(
-            py,
-            [
-                c.user_id.as_ref().into_py(py),
-                c.reason.name().into_py(py),
-                s.start.into_py(py),
-                s.first_event_id.as_ref().into_py(py),
-                s.end.into_py(py),
-                s.events.into_py(py),
-                s.logged_out.into_py(py),
-                s.type_counts.to_vec().into_py(py),
-                cart.into_any().unbind(),
-                prices.into_any().unbind(),
-                viewed.into_any().unbind(),
-                categories.into_any().unbind(),
-            ],
-        );
-        out.append(item)?;
+type StepLists<'py> = (Bound<'py, PyList>, Bound<'py, PyList>);
+
+/// (notifications as (user_id, value, notification_id, action, rule), closed sessions as
+/// (close_reason, start, end, events)).
+fn step_to_py<'py>(py: Python<'py>, out: StepOutput) -> PyResult<StepLists<'py>> {
+    let notifications = PyList::empty_bound(py);
+    for n in out.notifications {
+        notifications.append((&*n.user_id, PyBytes::new_bound(py, &n.value), n.id, n.action, n.rule))?;
     }
-    Ok(out)
+    let closed = PyList::empty_bound(py);
+    for c in out.closed {
+        closed.append((c.reason.name(), c.start, c.end, c.events))?;
+    }
+    Ok((notifications, closed))
 }
 
 fn late_to_py<'py>(py: Python<'py>, late: Vec<LateEvent>, partition: &str) -> PyResult<Bound<'py, PyList>> {
@@ -207,63 +190,87 @@ fn late_to_py<'py>(py: Python<'py>, late: Vec<LateEvent>, partition: &str) -> Py
 #[pymethods]
 impl Shard {
     #[new]
-    fn new(gap_ms: i64, lateness_ms: i64, idle_timeout_ms: i64, partitions: Vec<String>, now_ms: i64) -> Self {
-        Shard { inner: ShardSessions::new(gap_ms, lateness_ms, idle_timeout_ms, &partitions, now_ms) }
+    fn new(gap_ms: i64, lateness_ms: i64, idle_timeout_ms: i64, profile_ttl_ms: i64, partitions: Vec<String>, now_ms: i64) -> Self {
+        let sessions = ShardSessions::new(gap_ms, lateness_ms, idle_timeout_ms, &partitions, now_ms);
+        Shard { inner: crate::shard::Shard::new(sessions, profile_ttl_ms) }
     }
 
-    /// (closed sessions, late events) of one shard's share of a batch.
-    fn on_batch<'py>(&mut self, py: Python<'py>, work: &Bound<'py, Work>, now_ms: i64) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+    /// Decide with this rules document (JSON of `promotion.rules.dump_rules`, validated).
+    fn set_rules(&mut self, document: &[u8]) -> PyResult<()> {
+        self.inner.set_rules(document).map_err(|e| PyValueError::new_err(format!("rules document: {e}")))
+    }
+
+    /// The rules document in force (JSON bytes), or None.
+    fn rules_document<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.inner.rules_document().map(|d| PyBytes::new_bound(py, d))
+    }
+
+    /// (notifications, closed sessions, late events as (event, watermark, partition)).
+    fn on_batch<'py>(&mut self, py: Python<'py>, work: &Bound<'py, Work>, now_ms: i64) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>, Bound<'py, PyList>)> {
         let mut piece = work.borrow_mut();
         let events = std::mem::take(&mut piece.events);
         let highs = std::mem::take(&mut piece.highs_before);
         let mut closed = Vec::new();
         let mut late = Vec::new();
-        self.inner.on_batch(&piece.partition, events, &highs, piece.batch_high, now_ms, piece.last, &mut closed, &mut late);
-        Ok((closed_to_py(py, closed)?, late_to_py(py, late, &piece.partition)?))
+        self.inner.sessions.on_batch(&piece.partition, events, &highs, piece.batch_high, now_ms, piece.last, &mut closed, &mut late);
+        let mut out = StepOutput::default();
+        self.inner.finish(closed, &mut out);
+        let (notifications, closed) = step_to_py(py, out)?;
+        Ok((notifications, closed, late_to_py(py, late, &piece.partition)?))
     }
 
-    fn on_tick<'py>(&mut self, py: Python<'py>, now_ms: i64) -> PyResult<Bound<'py, PyList>> {
+    fn on_tick<'py>(&mut self, py: Python<'py>, now_ms: i64) -> PyResult<StepLists<'py>> {
         let mut closed = Vec::new();
-        self.inner.on_tick(now_ms, &mut closed);
-        closed_to_py(py, closed)
+        self.inner.sessions.on_tick(now_ms, &mut closed);
+        let mut out = StepOutput::default();
+        self.inner.finish(closed, &mut out);
+        step_to_py(py, out)
     }
 
-    fn on_eof<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    fn on_eof<'py>(&mut self, py: Python<'py>) -> PyResult<StepLists<'py>> {
         let mut closed = Vec::new();
-        self.inner.on_eof(&mut closed);
-        closed_to_py(py, closed)
+        self.inner.sessions.on_eof(&mut closed);
+        let mut out = StepOutput::default();
+        self.inner.finish(closed, &mut out);
+        step_to_py(py, out)
     }
 
     #[getter]
-    fn watermark_value(&self) -> i64 {
-        self.inner.watermark.value
+    fn watermark(&self) -> i64 {
+        self.inner.sessions.watermark.value
     }
 
     #[getter]
     fn open_users(&self) -> usize {
-        self.inner.users.len()
+        self.inner.sessions.users.len()
+    }
+
+    #[getter]
+    fn profiles(&self) -> usize {
+        self.inner.profiles.len()
     }
 
     fn __contains__(&self, user_id: &str) -> bool {
-        self.inner.users.contains_key(user_id)
+        self.inner.sessions.users.contains_key(user_id)
     }
 
     /// (sessions started, repeated events dropped) since the last call.
     fn take_counts(&mut self) -> (u64, u64) {
-        let counts = (self.inner.opened, self.inner.duplicates);
-        self.inner.opened = 0;
-        self.inner.duplicates = 0;
+        let s = &mut self.inner.sessions;
+        let counts = (s.opened, s.duplicates);
+        s.opened = 0;
+        s.duplicates = 0;
         counts
     }
 
-    /// The engine's part of a format-7 snapshot: {"watermark", "high", "users"} as JSON bytes.
-    fn state_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new_bound(py, &snapshot::state_json(&self.inner))
+    /// The shard as a format-7 snapshot document (`promotion/snapshot.py`), JSON bytes.
+    fn snapshot<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new_bound(py, &self.inner.snapshot())
     }
 
-    /// Adopt the watermark, marks and users of a format-7 document (JSON bytes).
-    fn load_json(&mut self, document: &[u8], now_ms: i64) -> PyResult<()> {
-        snapshot::load_json(&mut self.inner, document, now_ms).map_err(|e| PyValueError::new_err(format!("shard snapshot: {e}")))
+    /// Adopt a format-7 document (JSON bytes): profiles, rules, watermark and users.
+    fn restore(&mut self, document: &[u8], now_ms: i64) -> PyResult<()> {
+        self.inner.restore(document, now_ms).map_err(|e| PyValueError::new_err(format!("shard snapshot: {e}")))
     }
 }
 

@@ -6,13 +6,13 @@
 //! watermark after which something of the user can close.
 
 use std::cmp::Reverse;
-use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::BinaryHeap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, Kind, KINDS};
 use crate::watermark::Watermark;
+use crate::{Map, Set};
 
 pub const END_OF_TIME: i64 = i64::MAX;
 
@@ -48,7 +48,7 @@ pub struct Session {
     pub prices: Vec<(Box<str>, f64)>,
     pub viewed: Vec<Box<str>>,
     pub categories: Vec<Box<str>>,
-    pub event_ids: HashSet<Box<str>>,
+    pub event_ids: Set<Box<str>>,
 }
 
 fn add_unique(set: &mut Vec<Box<str>>, value: &str) {
@@ -70,7 +70,7 @@ impl Session {
             prices: Vec::new(),
             viewed: Vec::new(),
             categories: Vec::new(),
-            event_ids: HashSet::new(),
+            event_ids: Set::default(),
         };
         session.add(event);
         session
@@ -239,7 +239,7 @@ pub struct LateEvent {
 pub struct ShardSessions {
     pub gap_ms: i64,
     pub watermark: Watermark,
-    pub users: HashMap<Box<str>, UserSessions>,
+    pub users: Map<Box<str>, UserSessions>,
     timers: BinaryHeap<Reverse<(i64, Box<str>)>>,
     pub opened: u64,
     pub duplicates: u64,
@@ -250,7 +250,7 @@ impl ShardSessions {
         ShardSessions {
             gap_ms,
             watermark: Watermark::new(partitions, lateness_ms, idle_timeout_ms, now_ms),
-            users: HashMap::new(),
+            users: Map::default(),
             timers: BinaryHeap::new(),
             opened: 0,
             duplicates: 0,
@@ -284,7 +284,9 @@ impl ShardSessions {
                 if event.ts < value {
                     late.push(LateEvent { event, watermark: value });
                 } else {
+                    let user_id = event.user_id.clone();
                     self.arrive(event, value, closed);
+                    self.schedule_after_arrival(&user_id);
                 }
             }
             self.watermark.value = value;
@@ -296,22 +298,25 @@ impl ShardSessions {
 
     fn arrive(&mut self, event: Event, watermark: i64, closed: &mut Vec<ClosedSession>) {
         let gap = self.gap_ms;
-        let user = match self.users.entry(event.user_id.clone()) {
-            Entry::Vacant(slot) => slot.insert(UserSessions::default()),
-            Entry::Occupied(slot) => {
-                let user = slot.into_mut();
-                self.opened += user.settle(watermark, gap);
-                user.close_ready(watermark, gap, &event.user_id, closed);
-                if user.knows(&event.event_id) {
-                    self.duplicates += 1;
-                    return;
-                }
-                user
+        if let Some(user) = self.users.get_mut(&*event.user_id) {
+            self.opened += user.settle(watermark, gap);
+            user.close_ready(watermark, gap, &event.user_id, closed);
+            if user.knows(&event.event_id) {
+                self.duplicates += 1;
+                return;
             }
-        };
-        let user_id = event.user_id.clone();
-        user.insert_pending(event);
-        Self::schedule(&mut self.users, &mut self.timers, gap, &user_id);
+            user.insert_pending(event);
+        } else {
+            let user_id = event.user_id.clone();
+            let mut user = UserSessions::default();
+            user.insert_pending(event);
+            self.users.insert(user_id, user);
+        }
+    }
+
+    /// After an arrival: the user's timer (looked up again, so `arrive` can move the event).
+    fn schedule_after_arrival(&mut self, user_id: &str) {
+        Self::schedule(&mut self.users, &mut self.timers, self.gap_ms, user_id);
     }
 
     pub fn on_tick(&mut self, now_ms: i64, closed: &mut Vec<ClosedSession>) {
@@ -330,7 +335,7 @@ impl ShardSessions {
 
     /// Keep the user's timer at or below its exact deadline; drop a user with nothing open.
     fn schedule(
-        users: &mut HashMap<Box<str>, UserSessions>,
+        users: &mut Map<Box<str>, UserSessions>,
         timers: &mut BinaryHeap<Reverse<(i64, Box<str>)>>,
         gap_ms: i64,
         user_id: &str,
@@ -369,7 +374,7 @@ impl ShardSessions {
     }
 
     /// Adopt restored users: fold what is below the watermark, schedule every user.
-    pub fn load_users(&mut self, users: HashMap<Box<str>, UserSessions>) {
+    pub fn load_users(&mut self, users: Map<Box<str>, UserSessions>) {
         let watermark = self.watermark.value;
         for (user_id, mut user) in users {
             user.pending.sort_by(|a, b| a.order_key().cmp(&b.order_key()));

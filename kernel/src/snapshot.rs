@@ -1,7 +1,7 @@
 //! The engine's part of a format-7 shard snapshot (`promotion/snapshot.py` documents the layout):
 //! `{"watermark": W, "high": {partition: ts}, "users": {user_id: {"sessions": [...], "pending": [...]}}}`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, Kind};
 use crate::sessions::{Session, ShardSessions, UserSessions};
+use crate::{Map, Set};
 
 struct Pairs<'a, T>(&'a [(Box<str>, T)]);
 
@@ -47,7 +48,7 @@ struct UserOut<'a> {
     pending: Vec<EventOut<'a>>,
 }
 
-struct Users<'a>(&'a HashMap<Box<str>, UserSessions>);
+struct Users<'a>(&'a Map<Box<str>, UserSessions>);
 
 impl Serialize for Users<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -188,7 +189,7 @@ pub fn load_json(shard: &mut ShardSessions, document: &[u8], now_ms: i64) -> Res
                     prices: s.prices.0,
                     viewed: s.viewed,
                     categories: s.categories,
-                    event_ids: s.event_ids.into_iter().collect::<HashSet<_>>(),
+                    event_ids: s.event_ids.into_iter().collect::<Set<_>>(),
                 })
                 .collect();
             let pending = user

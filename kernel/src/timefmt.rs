@@ -146,3 +146,34 @@ mod tests {
         }
     }
 }
+
+/// Epoch milliseconds (0..=MAX_MS) as RFC 3339 UTC with milliseconds (`timefmt.format_ms`).
+pub fn format_ms(ms: i64) -> String {
+    let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // civil_from_days (Howard Hinnant)
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, milli) = (rest / 3_600_000, rest / 60_000 % 60, rest / 1_000 % 60, rest % 1_000);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::{format_ms, parse_rfc3339_ms};
+
+    #[test]
+    fn formats_and_parses_back() {
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_ms(1_767_254_400_123), "2026-01-01T08:00:00.123Z");
+        for ms in [0, 951_782_400_000, 1_709_164_800_999, crate::event::MAX_MS] {
+            assert_eq!(parse_rfc3339_ms(&format_ms(ms)), Some(ms));
+        }
+    }
+}

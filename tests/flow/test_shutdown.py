@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_sigterm_then_resume_loses_nothing(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
-    write_jsonl(events, GeneratorConfig(seed=8, users=5_000, events=150_000, rate_per_s=30.0,
+    write_jsonl(events, GeneratorConfig(seed=8, users=15_000, events=500_000, rate_per_s=90.0,
                                         max_disorder_ms=2_000, bad_rate=0.005))
     init_recovery(tmp_path / "rec", 2)
     env = {**os.environ, "PROMO_INPUT": str(events), "PROMO_OUTPUT": str(tmp_path / "out.jsonl"),

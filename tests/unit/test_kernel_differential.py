@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 
 from dataflows import kernel_engine
 from promotion.events import Event
-from promotion.pipeline import notifications_for
-from promotion.records import dead_letter_line, late_record, notification_record
+from promotion.records import dead_letter_line, late_record
 from promotion.routing import decode_batch, shard_keys
 from promotion.rules import DEFAULT_RULES_PATH, load_rules, parse_rules
-from promotion.shard import PythonEngine, SessionConfig, SessionShard
+from promotion.core import ShardCore
+from promotion.shard import SessionConfig
 from promotion.timefmt import format_ms
 from tests.unit.test_decoding_speedups import _typed, records
 
@@ -38,8 +38,9 @@ CURIOUS = parse_rules({"version": "diff-1", "rules": [
     {"name": "any-cart", "when": {"fact": "cart_items", "op": ">", "value": 0},
      "action": "START_PROMOTION"},
 ]})
-ENGINES = {"python": (PythonEngine, decode_batch),
-           "kernel": (kernel_engine.KernelEngine, kernel_engine.decode_batch)}
+ENGINES = {"python": (ShardCore, decode_batch),
+           "kernel": (kernel_engine.KernelCore, kernel_engine.decode_batch)}
+RULE_SETS = {"default": RULES, "curious": CURIOUS}
 
 
 # -- decoding -----------------------------------------------------------------------------------
@@ -111,7 +112,8 @@ BAD = [b"", b"{", b"[]", b'{"event_id":"x"}', b'{"event_id":"e","user_id":"u","t
 
 @st.composite
 def scripts(draw: st.DrawFn) -> tuple[list[tuple], SessionConfig]:
-    """Steps: ("batch", partition, lines, now_ms, final), ("tick", now_ms), ("restore", engine)."""
+    """Steps: ("batch", partition, lines, now_ms, final), ("tick", now_ms), ("restore", engine),
+    ("rules", name): a live rules change."""
     config = SessionConfig(
         gap_ms=draw(st.sampled_from([1_000, 3_000])),
         lateness_ms=draw(st.sampled_from([0, 500, 2_000])),
@@ -161,24 +163,25 @@ def scripts(draw: st.DrawFn) -> tuple[list[tuple], SessionConfig]:
             steps.append(("tick", now))
         elif choice == 1:
             steps.append(("restore", draw(st.sampled_from(sorted(ENGINES)))))
+        elif choice == 2:
+            steps.append(("rules", draw(st.sampled_from(sorted(RULE_SETS)))))
     return steps, config, partitions
 
 
-def _records(facts: list, rules) -> list[bytes]:
-    return [notification_record(n).value for n in notifications_for(facts, rules)]
-
-
-def _facts_shape(facts: list) -> list[tuple]:
-    return [(*f[:11], f.profile.sessions, f.profile.purchases_30d, f.profile.days_since_purchase,
-             sorted(f.profile.top_categories)) for f in facts]
+def _step(key: str, step, rejects: list[bytes] | None = None) -> tuple:
+    records = [(r.key, r.value, r.headers) for r in step.notifications]
+    late = [late_record(x).value for x in step.late]
+    return (key, records, step.decisions, [tuple(c) for c in step.closed], late, rejects or [])
 
 
 def play(engine: str, steps: list[tuple], config: SessionConfig, partitions: list[str],
-         shards: int = 2) -> list[tuple]:
-    """Run a script; return every step's output as bytes (and the facts, for a readable diff)."""
+         shards: int = 2, rules: str = "curious") -> list[tuple]:
+    """Run a script; return every step's output: records as bytes, decisions, closed sessions."""
     factory, split = ENGINES[engine]
     keys = shard_keys(shards)
-    state = {k: SessionShard(config, partitions, 0, factory) for k in keys}
+    state = {k: factory(config, partitions, 0, None) for k in keys}
+    for core in state.values():
+        core.use_rules(RULE_SETS[rules])
     out: list[tuple] = []
     offsets = {p: 0 for p in partitions}
     for step in steps:
@@ -189,23 +192,21 @@ def play(engine: str, steps: list[tuple], config: SessionConfig, partitions: lis
                        for r in decoded.rejected]
             offsets[partition] += len(lines)
             for key, work in decoded.shards:
-                result = state[key].on_batch(work, now)
-                out.append((key, _facts_shape(result.closed), _records(result.closed, RULES),
-                             _records(result.closed, CURIOUS),
-                             [late_record(x).value for x in result.late], rejects))
+                out.append(_step(key, state[key].on_batch([work], now), rejects))
                 rejects = []
         elif step[0] == "tick":
-            for key, shard in state.items():
-                closed = shard.on_tick(step[1])
-                out.append((key, _facts_shape(closed), _records(closed, CURIOUS)))
+            out += [_step(key, core.on_tick(step[1])) for key, core in state.items()]
+        elif step[0] == "rules":
+            rules = step[1]
+            for core in state.values():
+                core.use_rules(RULE_SETS[rules])
         else:  # a resume, possibly with the other engine (which decodes for itself, too)
-            target, split = ENGINES[step[1]]
-            state = {k: SessionShard.restore(config, partitions, 0, s.snapshot(), target)
-                     for k, s in state.items()}
-    for key, shard in state.items():
-        closed = shard.on_eof()
-        out.append((key, _facts_shape(closed), _records(closed, RULES), _records(closed, CURIOUS),
-                    shard.take_counts()))
+            factory, split = ENGINES[step[1]]
+            state = {k: factory(config, partitions, 0, c.snapshot()) for k, c in state.items()}
+            for core in state.values():
+                core.use_rules(RULE_SETS[rules])
+    for key, core in state.items():
+        out.append((*_step(key, core.on_eof()), core.take_counts(), core.open_users))
     return out
 
 
@@ -223,40 +224,44 @@ def test_the_scripts_exercise_what_they_claim() -> None:
                            "ts": 5_000 + i * 700 - (3_000 if i % 9 == 0 else 0), "source": "t",
                            "product_id": "p1", "price": 2.5}) for i in range(60)] + BAD
     steps = [("batch", "p", lines[i : i + 7], i, False) for i in range(0, len(lines), 7)]
-    out = play("kernel", steps, SessionConfig(gap_ms=1_000), ["p"])
-    assert out == play("python", steps, SessionConfig(gap_ms=1_000), ["p"])
-    assert sum(len(o[2]) for o in out) > 5  # notifications
-    assert sum(len(o[4]) for o in out if len(o) == 6) > 0  # late
-    assert sum(len(o[5]) for o in out if len(o) == 6) == len(BAD)  # dead letters
+    for rules in RULE_SETS:
+        out = play("kernel", steps, SessionConfig(gap_ms=1_000), ["p"], rules=rules)
+        assert out == play("python", steps, SessionConfig(gap_ms=1_000), ["p"], rules=rules)
+        assert sum(len(o[1]) for o in out) > 5  # notifications
+        assert sum(len(o[4]) for o in out) > 0  # late
+        assert sum(len(o[5]) for o in out) == len(BAD)  # dead letters
 
 
 def test_kernel_snapshot_is_format_7_json_and_resumes_in_python() -> None:
     config = SessionConfig(gap_ms=1_000)
     line = orjson.dumps({"event_id": "e1", "user_id": "u", "type": "add_to_cart", "ts": 10,
                          "source": "s", "product_id": "p", "price": 0.1, "quantity": 2})
-    shard = SessionShard(config, ["p"], 0, kernel_engine.KernelEngine)
+    core = kernel_engine.KernelCore(config, ["p"], 0, None)
+    core.use_rules(RULES)
     (_key, work), = kernel_engine.decode_batch("p", [line], ["k"], 65_536).shards
-    shard.on_batch(work, 0)
-    state = orjson.loads(shard.snapshot())
-    assert state["version"] == 7
+    core.on_batch([work], 0)
+    state = orjson.loads(core.snapshot())
+    assert state["version"] == 7 and state["rules"]["version"] == RULES.version
     assert state["users"]["u"]["pending"] == [[10, "e1", "add_to_cart", "s", "p", None, 0.1, 2]]
-    resumed = SessionShard.restore(config, ["p"], 0, shard.snapshot(), PythonEngine)
-    (facts,) = resumed.on_eof()
-    assert (facts.user_id, facts.cart, facts.cart_value, facts.close_reason) == (
-        "u", {"p": 2}, 0.2, "eof")
+    resumed = ShardCore(config, ["p"], 0, core.snapshot())
+    resumed.use_rules(RULES)
+    (record,) = resumed.on_eof().notifications
+    assert orjson.loads(record.value)["products"] == ["p"]
+    again = kernel_engine.KernelCore(config, ["p"], 0, resumed.snapshot())
+    again.use_rules(RULES)
+    assert again.open_users == 0 and orjson.loads(again.snapshot())["profiles"]["u"]["sessions"] == 1
 
 
-def test_user_ids_are_compared_as_python_compares_them() -> None:
-    """Emission order sorts by user id: UTF-8 byte order in Rust, code points in Python."""
-    users = ["z", "é", "\U0001f600", "ａ", "A"]
-    lines = [orjson.dumps({"event_id": f"e{i}", "user_id": u, "type": "logout", "ts": 5,
-                           "source": "s"}) for i, u in enumerate(users)]
+def test_user_ids_are_compared_and_escaped_as_python_does() -> None:
+    """Emission order sorts by user id (UTF-8 bytes in Rust, code points in Python); ids with
+    control characters and quotes are escaped as orjson escapes them."""
+    users = ["z", "é", "\U0001f600", "ａ", "A", 'q"\\\x01\n']
+    lines = [orjson.dumps({"event_id": f"e{i}", "user_id": u, "type": "add_to_cart", "ts": 5,
+                           "source": "s", "product_id": "p"}) for i, u in enumerate(users)]
     steps = [("batch", "p", lines, 0, False)]
-    out = play("kernel", steps, SessionConfig(gap_ms=1_000), ["p"], 1)
-    assert out == play("python", steps, SessionConfig(gap_ms=1_000), ["p"], 1)
-    assert [f[0] for f in out[-1][1]] == sorted(users)
-
-
+    out = play("kernel", steps, SessionConfig(gap_ms=1_000), ["p"], 1, "default")
+    assert out == play("python", steps, SessionConfig(gap_ms=1_000), ["p"], 1, "default")
+    assert [orjson.loads(r[1])["user_id"] for r in out[-1][1]] == sorted(users)
 def test_events_roundtrip_through_the_kernel_unchanged() -> None:
     event = Event(5, "e", "u", "add_to_cart", "s", "p", None, 2.5, 3)
     decoded = promotions_kernel.decode([b"x"], 65_536)
