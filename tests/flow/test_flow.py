@@ -86,11 +86,12 @@ def offline(lines: list[bytes], lateness_s: float = 5, gap_s: float = 300):
     return run_offline(lines, settings.session_config(), RULES, batch_size=250, partition=PARTITION)
 
 
+@pytest.mark.parametrize("engine", ["kernel", "python"])
 @pytest.mark.parametrize("workers", [1, 2])
-def test_flow_equals_the_offline_core(workers: int) -> None:
+def test_flow_equals_the_offline_core(workers: int, engine: str) -> None:
     lines = traffic()
     expected = offline(lines)
-    out = execute(raw_batches(lines), workers)
+    out = execute(raw_batches(lines), workers, engine=engine)
     assert Counter(out.lines("notifications")) == Counter(
         encode_notification(n) for n in expected.notifications
     )
@@ -105,6 +106,16 @@ def test_flow_equals_the_offline_core(workers: int) -> None:
     bad = [i for i, line in enumerate(lines) if not isinstance(decode_event(line), Event)]
     assert sorted(r["offset"] for r in rejects) == bad
     assert all(r["partition"] == PARTITION for r in rejects)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_both_engines_write_the_same_bytes(workers: int) -> None:
+    lines = traffic(seed=12)
+    kernel = execute(raw_batches(lines, 97), workers, engine="kernel")
+    python = execute(raw_batches(lines, 97), workers, engine="python")
+    for name in ("notifications", "late", "rejects"):
+        assert sorted(kernel.lines(name)) == sorted(python.lines(name)), name
+    assert len(kernel.lines("notifications")) > 100 and kernel.lines("late")
 
 
 def _shift(lines: list[bytes], delta_ms: int) -> list[bytes]:

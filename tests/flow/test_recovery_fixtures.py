@@ -31,8 +31,9 @@ def test_a_fixture_exists_for_the_current_format() -> None:
     assert FIXTURES / f"recovery_v{SNAPSHOT_VERSION}" in STORES
 
 
+@pytest.mark.parametrize("engine", ["kernel", "python"])
 @pytest.mark.parametrize("fixture", STORES, ids=lambda p: p.name)
-def test_resume_from_stored_format(fixture: Path, tmp_path: Path) -> None:
+def test_resume_from_stored_format(fixture: Path, engine: str, tmp_path: Path) -> None:
     work = tmp_path / fixture.name
     shutil.copytree(fixture, work)
     before = (work / "notifications.jsonl").read_bytes().count(b"\n")
@@ -41,7 +42,8 @@ def test_resume_from_stored_format(fixture: Path, tmp_path: Path) -> None:
            "PROMO_REJECTS_OUTPUT": str(work / "rejects.jsonl"),
            "PROMO_LATE_OUTPUT": str(work / "late.jsonl"),
            "BYTEWAX_RECOVERY_DIRECTORY": str(work / "store"),
-           "BYTEWAX_SNAPSHOT_INTERVAL": "1", "BYTEWAX_RECOVERY_BACKUP_INTERVAL": "0"}
+           "BYTEWAX_SNAPSHOT_INTERVAL": "1", "BYTEWAX_RECOVERY_BACKUP_INTERVAL": "0",
+           "PROMO_ENGINE": engine}
     env.update({f"PROMO_{k.upper()}": str(v) for k, v in SETTINGS.items()})
     run = subprocess.run([sys.executable, "-m", "bytewax.run", "dataflows.promotions"], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=120)
