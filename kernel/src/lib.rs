@@ -2,6 +2,7 @@
 //! the sessions of one user shard. `promotion/` (Python) is the specification; differential
 //! property tests hold this crate's outputs byte-identical to it.
 
+pub mod compact;
 pub mod decode;
 pub mod event;
 pub mod facts;

@@ -8,11 +8,11 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, Kind, KINDS};
 use crate::watermark::Watermark;
-use crate::{Map, Set};
+use crate::compact::{push_exact, IdSet};
+use crate::Map;
 
 pub const END_OF_TIME: i64 = i64::MAX;
 
@@ -34,7 +34,7 @@ impl CloseReason {
 }
 
 /// What a session remembers of its events, folded in (ts, event_id) order.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Session {
     pub start: i64,
     pub first_event_id: Box<str>,
@@ -48,12 +48,12 @@ pub struct Session {
     pub prices: Vec<(Box<str>, f64)>,
     pub viewed: Vec<Box<str>>,
     pub categories: Vec<Box<str>>,
-    pub event_ids: Set<Box<str>>,
+    pub event_ids: IdSet,
 }
 
 fn add_unique(set: &mut Vec<Box<str>>, value: &str) {
     if !set.iter().any(|v| &**v == value) {
-        set.push(value.into());
+        push_exact(set, value.into());
     }
 }
 
@@ -70,7 +70,7 @@ impl Session {
             prices: Vec::new(),
             viewed: Vec::new(),
             categories: Vec::new(),
-            event_ids: Set::default(),
+            event_ids: IdSet::default(),
         };
         session.add(event);
         session
@@ -85,7 +85,7 @@ impl Session {
     pub fn add(&mut self, event: &Event) {
         self.end = event.ts;
         self.events += 1;
-        self.event_ids.insert(event.event_id.clone());
+        self.event_ids.insert_new(&event.event_id);
         self.type_counts[event.kind.index()] += 1;
         let product = event.product_id.as_deref().unwrap_or("");
         match event.kind {
@@ -93,12 +93,12 @@ impl Session {
             Kind::AddToCart => {
                 match self.cart.iter_mut().find(|(p, _)| &**p == product) {
                     Some((_, qty)) => *qty += event.quantity,
-                    None => self.cart.push((product.into(), event.quantity)),
+                    None => push_exact(&mut self.cart, (product.into(), event.quantity)),
                 }
                 if let Some(price) = event.price {
                     match self.prices.iter_mut().find(|(p, _)| &**p == product) {
                         Some((_, last)) => *last = price,
-                        None => self.prices.push((product.into(), price)),
+                        None => push_exact(&mut self.prices, (product.into(), price)),
                     }
                 }
             }
@@ -139,11 +139,10 @@ pub struct ClosedSession {
 }
 
 /// One user's open state.
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Default)]
 pub struct UserSessions {
     pub open: Vec<Session>,
     pub pending: Vec<Event>,
-    #[serde(skip)]
     pub timer: Option<i64>,
 }
 
@@ -155,6 +154,9 @@ impl UserSessions {
 
     fn insert_pending(&mut self, event: Event) {
         let at = self.pending.partition_point(|e| e.order_key() < event.order_key());
+        if self.pending.len() == self.pending.capacity() {
+            self.pending.reserve_exact(1);
+        }
         self.pending.insert(at, event);
     }
 
@@ -166,10 +168,13 @@ impl UserSessions {
             match self.open.last_mut() {
                 Some(last) if last.takes(&event, gap_ms) => last.add(&event),
                 _ => {
-                    self.open.push(Session::starting_with(&event));
+                    push_exact(&mut self.open, Session::starting_with(&event));
                     opened += 1;
                 }
             }
+        }
+        if self.pending.is_empty() {
+            self.pending = Vec::new(); // give its room back: most users wait with nothing pending
         }
         opened
     }
@@ -186,6 +191,9 @@ impl UserSessions {
         for session in self.open.drain(..closable) {
             let reason = if session.logged_out { CloseReason::Logout } else { CloseReason::Gap };
             out.push(ClosedSession { user_id: user_id.into(), session, reason });
+        }
+        if self.open.is_empty() && closable > 0 {
+            self.open = Vec::new();
         }
     }
 

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, Kind};
 use crate::sessions::{Session, ShardSessions, UserSessions};
-use crate::{Map, Set};
+use crate::compact::IdSet;
+use crate::Map;
 
 struct Pairs<'a, T>(&'a [(Box<str>, T)]);
 
@@ -82,7 +83,7 @@ fn user_out(user: &UserSessions) -> UserOut<'_> {
                 prices: Pairs(&s.prices),
                 viewed: sorted(s.viewed.iter().map(|v| &**v)),
                 categories: sorted(s.categories.iter().map(|v| &**v)),
-                event_ids: sorted(s.event_ids.iter().map(|v| &**v)),
+                event_ids: sorted(s.event_ids.iter()),
             })
             .collect(),
         pending: user
@@ -189,7 +190,7 @@ pub fn load_json(shard: &mut ShardSessions, document: &[u8], now_ms: i64) -> Res
                     prices: s.prices.0,
                     viewed: s.viewed,
                     categories: s.categories,
-                    event_ids: s.event_ids.into_iter().collect::<Set<_>>(),
+                    event_ids: IdSet::from_ids(s.event_ids),
                 })
                 .collect();
             let pending = user
