@@ -99,10 +99,10 @@ def run_to_completion(cluster: Cluster, attempts: int = 5) -> None:
     raise AssertionError(f"did not complete after {attempts} restarts:\n{cluster.tail()}")
 
 
-@pytest.mark.parametrize("setup", [150_000], indirect=True)
+@pytest.mark.parametrize("setup", [300_000], indirect=True)
 def test_repeated_kill_9_loses_nothing(setup, record_property) -> None:
     bootstrap, topics, env, logs, data = setup
-    cluster = Cluster(env | {"PROMO_BATCH_SIZE": "100"}, processes=2, log_dir=logs)
+    cluster = Cluster(env | {"PROMO_BATCH_SIZE": "50"}, processes=2, log_dir=logs)
     rng = random.Random(int(os.environ.get("CHAOS_SEED", "1")))
     kills = max(5, int(os.environ.get("CHAOS_KILLS", "5")))
     recovery = Path(env["BYTEWAX_RECOVERY_DIRECTORY"])
