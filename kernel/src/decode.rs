@@ -76,7 +76,8 @@ fn set_once<T, E: de::Error>(slot: &mut Option<T>, value: T) -> Result<(), E> {
 }
 
 fn valid_id(text: &str) -> bool {
-    !text.is_empty() && text.chars().count() <= MAX_ID_LENGTH
+    // A character takes at least one byte: only long texts need counting.
+    !text.is_empty() && (text.len() <= MAX_ID_LENGTH || text.chars().count() <= MAX_ID_LENGTH)
 }
 
 struct RecordVisitor;

@@ -39,7 +39,16 @@ impl Kind {
     }
 
     pub fn from_name(name: &str) -> Option<Kind> {
-        KINDS.iter().copied().find(|k| k.name() == name)
+        Some(match name {
+            "login" => Kind::Login,
+            "logout" => Kind::Logout,
+            "product_view" => Kind::ProductView,
+            "add_to_cart" => Kind::AddToCart,
+            "remove_from_cart" => Kind::RemoveFromCart,
+            "checkout_start" => Kind::CheckoutStart,
+            "payment_complete" => Kind::PaymentComplete,
+            _ => return None,
+        })
     }
 
     pub fn index(self) -> usize {

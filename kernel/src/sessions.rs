@@ -152,12 +152,14 @@ impl UserSessions {
             || self.pending.iter().any(|e| &*e.event_id == event_id)
     }
 
-    fn insert_pending(&mut self, event: Event) {
+    /// Insert in (ts, event_id) order; returns where.
+    fn insert_pending(&mut self, event: Event) -> usize {
         let at = self.pending.partition_point(|e| e.order_key() < event.order_key());
         if self.pending.len() == self.pending.capacity() {
             self.pending.reserve_exact(1);
         }
         self.pending.insert(at, event);
+        at
     }
 
     /// Fold pending events below the watermark into sessions; returns sessions started.
@@ -292,9 +294,7 @@ impl ShardSessions {
                 if event.ts < value {
                     late.push(LateEvent { event, watermark: value });
                 } else {
-                    let user_id = event.user_id.clone();
                     self.arrive(event, value, closed);
-                    self.schedule_after_arrival(&user_id);
                 }
             }
             self.watermark.value = value;
@@ -306,6 +306,7 @@ impl ShardSessions {
 
     fn arrive(&mut self, event: Event, watermark: i64, closed: &mut Vec<ClosedSession>) {
         let gap = self.gap_ms;
+        let timers = &mut self.timers;
         if let Some(user) = self.users.get_mut(&*event.user_id) {
             self.opened += user.settle(watermark, gap);
             user.close_ready(watermark, gap, &event.user_id, closed);
@@ -313,18 +314,32 @@ impl ShardSessions {
                 self.duplicates += 1;
                 return;
             }
-            user.insert_pending(event);
+            // Something is pending now, so the user stays; only its timer may move earlier.
+            let at = user.insert_pending(event);
+            if let Some(due) = user.deadline(gap) {
+                if user.timer.map_or(true, |t| due < t) {
+                    user.timer = Some(due);
+                    timers.push(Reverse((due, user.pending[at].user_id.clone())));
+                }
+            }
         } else {
-            let user_id = event.user_id.clone();
             let mut user = UserSessions::default();
+            let user_id = event.user_id.clone();
             user.insert_pending(event);
+            Self::lower_timer(&mut user, timers, gap, &user_id);
             self.users.insert(user_id, user);
         }
     }
 
-    /// After an arrival: the user's timer (looked up again, so `arrive` can move the event).
-    fn schedule_after_arrival(&mut self, user_id: &str) {
-        Self::schedule(&mut self.users, &mut self.timers, self.gap_ms, user_id);
+    /// Schedule the user's deadline if it is earlier than its timer (a later deadline keeps the
+    /// earlier timer, which reschedules exactly when it fires).
+    fn lower_timer(user: &mut UserSessions, timers: &mut BinaryHeap<Reverse<(i64, Box<str>)>>, gap_ms: i64, user_id: &str) {
+        if let Some(due) = user.deadline(gap_ms) {
+            if user.timer.map_or(true, |t| due < t) {
+                user.timer = Some(due);
+                timers.push(Reverse((due, user_id.into())));
+            }
+        }
     }
 
     pub fn on_tick(&mut self, now_ms: i64, closed: &mut Vec<ClosedSession>) {
@@ -349,16 +364,10 @@ impl ShardSessions {
         user_id: &str,
     ) {
         let Some(user) = users.get_mut(user_id) else { return };
-        match user.deadline(gap_ms) {
-            None => {
-                users.remove(user_id);
-            }
-            Some(due) => {
-                if user.timer.map_or(true, |t| due < t) {
-                    user.timer = Some(due);
-                    timers.push(Reverse((due, user_id.into())));
-                }
-            }
+        if user.deadline(gap_ms).is_none() {
+            users.remove(user_id);
+        } else {
+            Self::lower_timer(user, timers, gap_ms, user_id);
         }
     }
 
