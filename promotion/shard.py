@@ -18,14 +18,7 @@ import orjson
 
 from promotion.events import PAYMENT_COMPLETE
 from promotion.facts import SessionFacts, session_facts
-from promotion.profiles import (
-    DAY_MS,
-    LAST_TS,
-    NO_PROFILE,
-    LazyProfile,
-    new_profile,
-    record_session,
-)
+from promotion.profiles import DAY_MS, NO_PROFILE, LazyProfile, Profile, record_session
 from promotion.routing import ShardBatch
 from promotion.sessions import ClosedSession, LateEvent, ShardSessions, ordered
 from promotion.snapshot import SNAPSHOT_VERSION, load_state
@@ -72,7 +65,7 @@ class SessionShard:
             config.gap_ms, config.lateness_ms, config.idle_timeout_ms, list(partitions), now_ms
         )
         #: Cross-session profiles, and a heap of (expiry, user_id) to drop them after the TTL.
-        self.profiles: dict[str, list] = {}
+        self.profiles: dict[str, Profile] = {}
         self._expiries: list[tuple[int, str]] = []
         #: The rules document this shard decides with, kept in snapshots so that a replay after
         #: a crash switches rules at the same point of the stream. Opaque to the shard.
@@ -118,12 +111,12 @@ class SessionShard:
         out = []
         for user_id, session, reason in closed:
             profile = profiles.get(user_id)
-            if profile is not None and profile[LAST_TS] + ttl < session.start:
+            if profile is not None and profile.last_ts + ttl < session.start:
                 profile = None  # expired by the session's own time, however batches fell
             seen = LazyProfile(profile, session.start) if profile is not None else NO_PROFILE
             facts = session_facts(user_id, session, reason, seen)
             if profile is None:
-                profile = profiles[user_id] = new_profile()
+                profile = profiles[user_id] = Profile()
                 heapq.heappush(self._expiries, (session.end + ttl, user_id))
             record_session(profile, session.end, facts.type_counts[PAYMENT_COMPLETE] > 0,
                            facts.viewed_categories)
@@ -141,7 +134,7 @@ class SessionShard:
             profile = profiles.get(user_id)
             if profile is None:
                 continue
-            due = profile[LAST_TS] + ttl
+            due = profile.last_ts + ttl
             if due >= watermark:
                 heapq.heappush(expiries, (due, user_id))
             elif user_id in self.sessions.users:  # an open session decides later whether it sees it
@@ -153,12 +146,7 @@ class SessionShard:
 
     def snapshot(self) -> bytes:
         """A format-7 document (promotion.snapshot): the engine's part, profiles and rules."""
-        profiles = {
-            uid: {"last_ts": p[0], "sessions": p[1], "purchases": p[2], "interest": p[3],
-                  "interest_ts": p[4]}
-            for uid, p in self.profiles.items()
-        }
-        head = orjson.dumps({"version": SNAPSHOT_VERSION, "profiles": profiles,
+        head = orjson.dumps({"version": SNAPSHOT_VERSION, "profiles": self.profiles,
                              "rules": self.rules_document})
         return head[:-1] + b"," + orjson.dumps(self.sessions.state())[1:]
 
@@ -173,12 +161,9 @@ class SessionShard:
         state = load_state(blob)
         shard = cls(config, partitions, now_ms)
         shard.sessions.load(state, now_ms)
-        shard.profiles = {
-            uid: [p["last_ts"], p["sessions"], p["purchases"], p["interest"], p["interest_ts"]]
-            for uid, p in state["profiles"].items()
-        }
+        shard.profiles = {uid: Profile(**p) for uid, p in state["profiles"].items()}
         ttl = config.profile_ttl_ms
-        shard._expiries = [(p[LAST_TS] + ttl, uid) for uid, p in shard.profiles.items()]
+        shard._expiries = [(p.last_ts + ttl, uid) for uid, p in shard.profiles.items()]
         heapq.heapify(shard._expiries)
         shard.rules_document = state["rules"]
         return shard

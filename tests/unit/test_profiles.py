@@ -61,7 +61,7 @@ def test_scores_survive_years_between_sessions() -> None:
 def test_recording_a_session_never_mutates_what_an_earlier_session_saw() -> None:
     profile = new_profile()
     record_session(profile, 0, paid=False, categories=frozenset({"books"}))
-    seen = profile[3]
+    seen = profile.interest
     before = dict(seen)
     record_session(profile, DAY_MS, paid=False, categories=frozenset({"books", "toys"}))
-    assert seen == before and profile[3] is not seen
+    assert seen == before and profile.interest is not seen

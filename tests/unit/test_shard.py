@@ -237,4 +237,4 @@ def test_a_session_closing_after_its_profile_would_expire_still_sees_it() -> Non
     assert [(f.user_id, f.profile.sessions) for f in first] == [("u", 0)]  # expires at 10 + 5000
     closed = feed(shard, "p", [ev(5_000, "u", "login"), ev(7_000, "x", "login")]).closed
     assert [(f.start, f.profile.sessions) for f in closed if f.user_id == "u"] == [(5_000, 1)]
-    assert shard.profiles["u"][0] == 5_000  # recorded, then kept: it ends within the TTL
+    assert shard.profiles["u"].last_ts == 5_000  # recorded, then kept: it ends within the TTL
