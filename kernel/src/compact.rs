@@ -7,7 +7,7 @@ use crate::Set;
 #[derive(Clone, Debug, PartialEq)]
 pub enum IdSet {
     Small(Box<[Box<str>]>),
-    Large(Set<Box<str>>),
+    Large(Box<Set<Box<str>>>),
 }
 
 const LARGE_FROM: usize = 32;
@@ -38,7 +38,7 @@ impl IdSet {
             IdSet::Small(ids) => {
                 let mut set: Set<Box<str>> = std::mem::take(ids).into_vec().into_iter().collect();
                 set.insert(id.into());
-                *self = IdSet::Large(set);
+                *self = IdSet::Large(Box::new(set));
             }
             IdSet::Large(ids) => {
                 ids.insert(id.into());

@@ -70,8 +70,8 @@ pub fn fsum(values: impl Iterator<Item = f64>) -> f64 {
 
 /// Quantity times last seen price (0 when none), summed exactly, to the cent.
 pub fn cart_value(session: &Session) -> f64 {
-    let price = |product: &str| session.prices.iter().find(|(p, _)| &**p == product).map_or(0.0, |(_, x)| *x);
-    round_to(fsum(session.cart.iter().map(|(p, qty)| *qty as f64 * price(p))), 2)
+    let price = |product: &str| session.prices().iter().find(|(p, _)| &**p == product).map_or(0.0, |(_, x)| *x);
+    round_to(fsum(session.cart().iter().map(|(p, qty)| *qty as f64 * price(p))), 2)
 }
 
 pub struct Facts<'a> {
@@ -90,8 +90,8 @@ impl Facts<'_> {
             Fact::DurationSeconds => (s.end - s.start) as f64 / 1000.0,
             Fact::CloseReason => return Scalar::Text(self.reason.name().to_owned()),
             Fact::Count(i) => f64::from(s.type_counts[i]),
-            Fact::CartItems => s.cart.iter().map(|(_, q)| *q).sum::<i64>() as f64,
-            Fact::CartProducts => s.cart.len() as f64,
+            Fact::CartItems => s.cart().iter().map(|(_, q)| *q).sum::<i64>() as f64,
+            Fact::CartProducts => s.cart().len() as f64,
             Fact::CartValue => self.cart_value,
             Fact::ProfileSessions => self.profile.sessions as f64,
             Fact::ProfilePurchases30d => self.profile.purchases_30d as f64,
@@ -103,7 +103,7 @@ impl Facts<'_> {
     pub fn set_contains(&self, fact: Fact, value: &str) -> bool {
         let s = self.session;
         match fact {
-            Fact::CartProductIds => s.cart.iter().any(|(p, _)| &**p == value),
+            Fact::CartProductIds => s.cart().iter().any(|(p, _)| &**p == value),
             Fact::ViewedProducts => s.viewed.iter().any(|p| &**p == value),
             Fact::ViewedCategories => s.categories.iter().any(|c| &**c == value),
             Fact::ProfileTopCategories => self.profile.top_categories.iter().any(|c| &**c == value),
@@ -114,8 +114,8 @@ impl Facts<'_> {
     pub fn products(&self, products: Products) -> Vec<&str> {
         let s = self.session;
         let mut out: Vec<&str> = match products {
-            Products::Cart => s.cart.iter().map(|(p, _)| &**p).collect(),
-            Products::Viewed => s.viewed.iter().map(|p| &**p).filter(|p| !s.cart.iter().any(|(c, _)| &**c == *p)).collect(),
+            Products::Cart => s.cart().iter().map(|(p, _)| &**p).collect(),
+            Products::Viewed => s.viewed.iter().map(|p| &**p).filter(|p| !s.cart().iter().any(|(c, _)| &**c == *p)).collect(),
             Products::Nothing => Vec::new(),
         };
         out.sort_unstable();

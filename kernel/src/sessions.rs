@@ -42,13 +42,20 @@ pub struct Session {
     pub events: u32,
     pub logged_out: bool,
     pub type_counts: [u32; 7],
+    /// Cart and prices, only for sessions that touched a cart (most never do).
+    pub basket: Option<Box<Basket>>,
+    pub viewed: Vec<Box<str>>,
+    pub categories: Vec<Box<str>>,
+    pub event_ids: IdSet,
+}
+
+/// What a session knows of its cart.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Basket {
     /// product -> quantity > 0, in insertion order.
     pub cart: Vec<(Box<str>, i64)>,
     /// product -> last price seen.
     pub prices: Vec<(Box<str>, f64)>,
-    pub viewed: Vec<Box<str>>,
-    pub categories: Vec<Box<str>>,
-    pub event_ids: IdSet,
 }
 
 fn add_unique(set: &mut Vec<Box<str>>, value: &str) {
@@ -66,8 +73,7 @@ impl Session {
             events: 0,
             logged_out: false,
             type_counts: [0; 7],
-            cart: Vec::new(),
-            prices: Vec::new(),
+            basket: None,
             viewed: Vec::new(),
             categories: Vec::new(),
             event_ids: IdSet::default(),
@@ -91,28 +97,35 @@ impl Session {
         match event.kind {
             Kind::ProductView => add_unique(&mut self.viewed, product),
             Kind::AddToCart => {
-                match self.cart.iter_mut().find(|(p, _)| &**p == product) {
+                let basket = self.basket.get_or_insert_with(Box::default);
+                match basket.cart.iter_mut().find(|(p, _)| &**p == product) {
                     Some((_, qty)) => *qty += event.quantity,
-                    None => push_exact(&mut self.cart, (product.into(), event.quantity)),
+                    None => push_exact(&mut basket.cart, (product.into(), event.quantity)),
                 }
                 if let Some(price) = event.price {
-                    match self.prices.iter_mut().find(|(p, _)| &**p == product) {
+                    match basket.prices.iter_mut().find(|(p, _)| &**p == product) {
                         Some((_, last)) => *last = price,
-                        None => push_exact(&mut self.prices, (product.into(), price)),
+                        None => push_exact(&mut basket.prices, (product.into(), price)),
                     }
                 }
             }
             Kind::RemoveFromCart => {
-                if let Some(i) = self.cart.iter().position(|(p, _)| &**p == product) {
-                    let left = self.cart[i].1 - event.quantity;
-                    if left > 0 {
-                        self.cart[i].1 = left;
-                    } else {
-                        self.cart.remove(i);
+                if let Some(basket) = &mut self.basket {
+                    if let Some(i) = basket.cart.iter().position(|(p, _)| &**p == product) {
+                        let left = basket.cart[i].1 - event.quantity;
+                        if left > 0 {
+                            basket.cart[i].1 = left;
+                        } else {
+                            basket.cart.remove(i);
+                        }
                     }
                 }
             }
-            Kind::PaymentComplete => self.cart.clear(),
+            Kind::PaymentComplete => {
+                if let Some(basket) = &mut self.basket {
+                    basket.cart = Vec::new(); // everything in the cart was purchased
+                }
+            }
             Kind::Logout => self.logged_out = true,
             Kind::Login | Kind::CheckoutStart => {}
         }
@@ -121,6 +134,14 @@ impl Session {
                 add_unique(&mut self.categories, category);
             }
         }
+    }
+
+    pub fn cart(&self) -> &[(Box<str>, i64)] {
+        self.basket.as_ref().map_or(&[], |b| &b.cart)
+    }
+
+    pub fn prices(&self) -> &[(Box<str>, f64)] {
+        self.basket.as_ref().map_or(&[], |b| &b.prices)
     }
 
     pub fn closes_at(&self, gap_ms: i64) -> i64 {

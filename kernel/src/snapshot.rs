@@ -10,7 +10,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, Kind};
-use crate::sessions::{Session, ShardSessions, UserSessions};
+use crate::sessions::{Basket, Session, ShardSessions, UserSessions};
 use crate::compact::IdSet;
 use crate::Map;
 
@@ -79,8 +79,8 @@ fn user_out(user: &UserSessions) -> UserOut<'_> {
                 events: s.events,
                 logged_out: s.logged_out,
                 type_counts: &s.type_counts,
-                cart: Pairs(&s.cart),
-                prices: Pairs(&s.prices),
+                cart: Pairs(s.cart()),
+                prices: Pairs(s.prices()),
                 viewed: sorted(s.viewed.iter().map(|v| &**v)),
                 categories: sorted(s.categories.iter().map(|v| &**v)),
                 event_ids: sorted(s.event_ids.iter()),
@@ -186,8 +186,11 @@ pub fn load_json(shard: &mut ShardSessions, document: &[u8], now_ms: i64) -> Res
                     events: s.events,
                     logged_out: s.logged_out,
                     type_counts: s.type_counts,
-                    cart: s.cart.0,
-                    prices: s.prices.0,
+                    basket: if s.cart.0.is_empty() && s.prices.0.is_empty() {
+                        None
+                    } else {
+                        Some(Box::new(Basket { cart: s.cart.0, prices: s.prices.0 }))
+                    },
                     viewed: s.viewed,
                     categories: s.categories,
                     event_ids: IdSet::from_ids(s.event_ids),
