@@ -62,3 +62,27 @@ def offline_core(path: Path) -> int:
         stripped = (line.rstrip(b"\n") for line in lines)
         result = run_offline(stripped, SessionConfig(gap_ms=GAP_MS, lateness_ms=10_000), rules)
     return len(result.notifications)
+
+
+def offline_kernel(path: Path, batch_size: int = 10_000, shards: int = 64) -> int:
+    """The kernel engine's pieces in one loop (`dataflows.kernel_engine.decode_batch` and a
+    `KernelCore` per shard, with the default rules), like `offline_core` for the Python engine."""
+    from dataflows.kernel_engine import KernelCore, decode_batch
+    from promotion.decoding import DEFAULT_MAX_EVENT_BYTES
+    from promotion.pipeline import batched
+    from promotion.routing import shard_keys
+
+    rules = load_rules(DEFAULT_RULES_PATH)
+    keys = shard_keys(shards)
+    config = SessionConfig(gap_ms=GAP_MS, lateness_ms=10_000)
+    cores = {key: KernelCore(config, ["input"], 0, None) for key in keys}
+    for core in cores.values():
+        core.use_rules(rules)
+    notifications = 0
+    with job_gc_policy(), path.open("rb") as lines:
+        for batch in batched((line.rstrip(b"\n") for line in lines), batch_size):
+            for key, work in decode_batch("input", batch, keys, DEFAULT_MAX_EVENT_BYTES).shards:
+                notifications += len(cores[key].on_batch([work], 0).notifications)
+        for core in cores.values():
+            notifications += len(core.on_eof().notifications)
+    return notifications
