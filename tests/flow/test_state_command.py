@@ -25,14 +25,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from bytewax.inputs import AbortExecution
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import run_main
 
 from dataflows.cli import main
 from dataflows.flow import build_flow, default_wiring
 from dataflows.settings import load_settings
-from dataflows.sources import JsonLinesSource, _JsonLinesPartition
 from dataflows.state_query import (INPUT_STEP, Progress, deadline, open_sessions, read_store,
                                    resume_point, shard_state)
 from promotion.decoding import decode_many
@@ -41,6 +39,7 @@ from promotion.routing import shard_keys
 from promotion.rules import DEFAULT_RULES_PATH, load_rules
 from promotion.timefmt import format_ms
 from tests import reference
+from tests.fixtures.make_recovery_fixture import AbortingSource
 from tests.fixtures.make_recovery_fixture import SETTINGS as FIXTURE_SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,21 +96,6 @@ def _closes_at(session: list[dict], gap_ms: int) -> int:
 # -- a store written midway by run_main ----------------------------------------------------------
 
 
-class _AbortingPartition(_JsonLinesPartition):
-    def next_batch(self):  # type: ignore[no-untyped-def]
-        self.batches = getattr(self, "batches", 0) + 1
-        if self.batches > ABORT_AFTER_BATCHES:
-            raise AbortExecution()
-        return super().next_batch()
-
-
-class _AbortingSource(JsonLinesSource):
-    """The real file source, stopping abruptly after some batches: state stays open."""
-
-    def build_part(self, step_id, for_part, resume_state):  # type: ignore[no-untyped-def]
-        return _AbortingPartition(for_part, self._path, self._batch_size, resume_state)
-
-
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Expected]:
     work = tmp_path_factory.mktemp("stopped")
@@ -123,7 +107,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Expected]:
                              late_output=str(work / "late.jsonl"), **SETTINGS)
     wiring = default_wiring(settings)
     wiring = type(wiring)(**{**wiring.__dict__,
-                             "source": _AbortingSource(events, settings.batch_size)})
+                             "source": AbortingSource(events, settings.batch_size, ABORT_AFTER_BATCHES)})
     store.mkdir()
     init_db_dir(store, 2)
     run_main(build_flow(settings, wiring), epoch_interval=timedelta(milliseconds=0),
