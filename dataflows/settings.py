@@ -14,6 +14,7 @@ from promotion.rules import DEFAULT_RULES_PATH, CompiledRules, RulesError, load_
 from promotion.shard import SessionConfig
 
 DEFAULT_SAMPLE = Path(__file__).with_name("data") / "sample.jsonl"
+TEN_YEARS_S = 10 * 365 * 86_400
 
 
 class SettingsError(SystemExit):
@@ -33,9 +34,10 @@ class Settings(BaseSettings):
     rejects_output: str = Field("stderr", description="rejected records: path, -, or stderr")
     late_output: str = Field("stderr", description="late events: path, -, or stderr")
     # Times are kept in whole milliseconds: anything shorter than 1 ms is refused, not rounded to 0.
-    gap_seconds: Annotated[float, Field(ge=0.001, allow_inf_nan=False)] = 300.0
-    allowed_lateness_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 10.0
-    idle_timeout_seconds: Annotated[float, Field(ge=0.001, allow_inf_nan=False)] = 30.0
+    # At most ten years, so that event-time arithmetic stays within 64-bit integers (the kernel).
+    gap_seconds: Annotated[float, Field(ge=0.001, le=TEN_YEARS_S, allow_inf_nan=False)] = 300.0
+    allowed_lateness_seconds: Annotated[float, Field(ge=0, le=TEN_YEARS_S, allow_inf_nan=False)] = 10.0
+    idle_timeout_seconds: Annotated[float, Field(ge=0.001, le=TEN_YEARS_S, allow_inf_nan=False)] = 30.0
     tick_seconds: Annotated[float, Field(ge=0.001, le=60)] = 1.0
     rules: Path = DEFAULT_RULES_PATH
     rules_watch: bool = True

@@ -49,6 +49,9 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
         ("PROMO_GAP_SECONDS", "inf", "PROMO_GAP_SECONDS: Input should be a finite number"),
         ("PROMO_ALLOWED_LATENESS_SECONDS", "inf", "PROMO_ALLOWED_LATENESS_SECONDS"),
         ("PROMO_OUTPUT", "/tmp", "PROMO_OUTPUT: '/tmp' is a directory"),
+        ("PROMO_GAP_SECONDS", "1e12", "PROMO_GAP_SECONDS: Input should be less than or equal to 315360000"),
+        ("PROMO_ALLOWED_LATENESS_SECONDS", "4e8", "PROMO_ALLOWED_LATENESS_SECONDS"),
+        ("PROMO_IDLE_TIMEOUT_SECONDS", "4e8", "PROMO_IDLE_TIMEOUT_SECONDS"),
     ],
 )
 def test_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str,
