@@ -45,8 +45,8 @@ from promotion.shard import SessionConfig, SessionShard
 
 SHARDS = 64  # the job's default PROMO_SHARDS
 CONFIG = SessionConfig(gap_ms=300_000, lateness_ms=10_000)  # profiles on (30-day TTL)
-#: Nothing ever closes (gap and lateness of ~30 years): the cost of arrival alone.
-NEVER = SessionConfig(gap_ms=10**12, lateness_ms=10**12)
+#: Nothing ever closes (gap and lateness of ten years, the settings' bound): arrival alone.
+NEVER = SessionConfig(gap_ms=10 * 365 * 86_400_000, lateness_ms=10 * 365 * 86_400_000)
 KERNEL_DIR = ROOT / "kernel"
 
 
