@@ -22,6 +22,7 @@ from promotion.routing import DecodedBatch, RejectedRecord
 from promotion.rules import CompiledRules, dump_rules
 from promotion.sessions import LateEvent
 from promotion.shard import SessionConfig
+from promotion.snapshot import encode_state, load_state
 
 try:
     import promotions_kernel as _kernel
@@ -67,8 +68,6 @@ class KernelCore:
         if resume is not None:
             # Any format: older ones are migrated by the specification's reader first.
             if resume[:1] != b"{":
-                from promotion.snapshot import encode_state, load_state
-
                 resume = encode_state(load_state(resume))
             self._shard.restore(resume, now_ms)
 

@@ -114,8 +114,7 @@ def ordered(closed: list[ClosedSession], gap_ms: int) -> list[ClosedSession]:
 
     def key(item: ClosedSession) -> tuple:
         s = item.session
-        at = s.end if s.logged_out else s.end + gap_ms
-        return (at, item.user_id, s.start, s.first_event_id)
+        return (s.closes_at(gap_ms), item.user_id, s.start, s.first_event_id)
 
     return sorted(closed, key=key)
 
@@ -351,9 +350,8 @@ class ShardSessions:
             )
             user.pending.sort()
             self.users[user_id] = user
-            self._opened += user.settle(self.watermark.value, self.gap_ms)  # older formats
+            user.settle(self.watermark.value, self.gap_ms)  # older formats held these unfolded
             self._schedule(user_id, user)
-        self._opened = 0
 
 
 def _user_state(user: UserSessions) -> dict[str, Any]:

@@ -14,14 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import orjson
-
 from promotion.events import PAYMENT_COMPLETE
 from promotion.facts import SessionFacts, session_facts
 from promotion.profiles import DAY_MS, NO_PROFILE, LazyProfile, Profile, record_session
 from promotion.routing import ShardBatch
 from promotion.sessions import ClosedSession, LateEvent, ShardSessions, ordered
-from promotion.snapshot import SNAPSHOT_VERSION, load_state
+from promotion.snapshot import SNAPSHOT_VERSION, encode_state, load_state
 
 __all__ = ["SNAPSHOT_VERSION", "LateEvent", "SessionConfig", "SessionShard", "ShardResult"]
 
@@ -145,10 +143,9 @@ class SessionShard:
     # -- recovery ------------------------------------------------------------------------------
 
     def snapshot(self) -> bytes:
-        """A format-7 document (promotion.snapshot): the engine's part, profiles and rules."""
-        head = orjson.dumps({"version": SNAPSHOT_VERSION, "profiles": self.profiles,
-                             "rules": self.rules_document})
-        return head[:-1] + b"," + orjson.dumps(self.sessions.state())[1:]
+        """A format-7 document (promotion.snapshot): sessions, profiles and rules."""
+        return encode_state({"version": SNAPSHOT_VERSION, **self.sessions.state(),
+                             "profiles": self.profiles, "rules": self.rules_document})
 
     @classmethod
     def restore(

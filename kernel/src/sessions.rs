@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 
-use crate::event::{Event, Kind, KINDS};
+use crate::event::{Event, Kind};
 use crate::watermark::Watermark;
 use crate::compact::{push_exact, IdSet};
 use crate::Map;
@@ -422,8 +422,4 @@ impl ShardSessions {
             Self::schedule(&mut self.users, &mut self.timers, self.gap_ms, &user_id);
         }
     }
-}
-
-pub fn type_names() -> impl Iterator<Item = &'static str> {
-    KINDS.iter().map(|k| k.name())
 }
