@@ -287,3 +287,12 @@ def job_gc_policy() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def shard_cores(factory: Any, config: Any, partition: str, keys: list[str], rules: Any) -> dict[str, Any]:
+    """One shard core per state key (either engine's factory), deciding with `rules`, as the
+    dataflow's session step builds them."""
+    cores = {key: factory(config, [partition], 0, None) for key in keys}
+    for core in cores.values():
+        core.use_rules(rules)
+    return cores

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from bench.common import self_rss_bytes
+from bench.common import self_rss_bytes, shard_cores
 from promotion.decoding import DEFAULT_MAX_EVENT_BYTES
 from promotion.pipeline import batched
 from promotion.routing import shard_keys
@@ -61,9 +61,7 @@ def _drive(path: Path, engine: str, gap_ms: int, eof: bool) -> tuple[dict[str, A
     keys = shard_keys(SHARDS)
     rules = load_rules(DEFAULT_RULES_PATH)
     config = SessionConfig(gap_ms=gap_ms, lateness_ms=10_000)
-    state = {key: factory(config, ["input"], 0, None) for key in keys}
-    for core in state.values():
-        core.use_rules(rules)
+    state = shard_cores(factory, config, "input", keys, rules)
     closed = 0
     with path.open("rb") as f:
         for batch in batched((line.rstrip(b"\n") for line in f), 2_000):

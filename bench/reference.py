@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.common import job_gc_policy
+from bench.common import job_gc_policy, shard_cores
 from promotion.pipeline import run_offline
 from promotion.rules import DEFAULT_RULES_PATH, load_rules
 from promotion.shard import SessionConfig
@@ -75,9 +75,7 @@ def offline_kernel(path: Path, batch_size: int = 10_000, shards: int = 64) -> in
     rules = load_rules(DEFAULT_RULES_PATH)
     keys = shard_keys(shards)
     config = SessionConfig(gap_ms=GAP_MS, lateness_ms=10_000)
-    cores = {key: KernelCore(config, ["input"], 0, None) for key in keys}
-    for core in cores.values():
-        core.use_rules(rules)
+    cores = shard_cores(KernelCore, config, "input", keys, rules)
     notifications = 0
     with job_gc_policy(), path.open("rb") as lines:
         for batch in batched((line.rstrip(b"\n") for line in lines), batch_size):

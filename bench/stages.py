@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, job_gc_policy
+from bench.common import ROOT, job_gc_policy, shard_cores
 from bench.decode_bench import BATCH
 from promotion.decoding import DEFAULT_MAX_EVENT_BYTES, decode_many
 from promotion.events import USER_ID, Event
@@ -128,10 +128,7 @@ def _kernel_decode(lines: Sequence[bytes], keys: list[str]) -> list[DecodedBatch
 def _kernel_cores(keys: list[str], config: SessionConfig, rules: CompiledRules) -> dict[str, Any]:
     from dataflows.kernel_engine import KernelCore
 
-    cores = {key: KernelCore(config, ["p"], 0, None) for key in keys}
-    for core in cores.values():
-        core.use_rules(rules)
-    return cores
+    return shard_cores(KernelCore, config, "p", keys, rules)
 
 
 def _kernel_step(cores: dict[str, Any], batches: list[DecodedBatch], eof: bool = True) -> list:
