@@ -39,6 +39,7 @@ from bench.common import (
     run_job,
 )
 from promotion.timefmt import format_ms
+from tests.integration.kafka_helpers import topic_size
 
 KAFKA_LOCAL = ROOT / "deploy" / "kafka-local" / "kafka_local.py"
 
@@ -120,16 +121,6 @@ def produce_file(bootstrap: str, topic: str, path: Path) -> int:
     if producer.flush(120):
         raise RuntimeError("input not fully produced")
     return n
-
-
-def topic_size(bootstrap: str, topic: str) -> int:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-size"})
-    try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                   for p in parts)
-    finally:
-        consumer.close()
 
 
 def kafka_env(bootstrap: str, input_topic: str, outputs: dict[str, str], **extra: Any) -> dict[str, str]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import bytewax.operators as op
@@ -17,6 +18,7 @@ from bytewax.outputs import Sink
 from dataflows import kernel_engine, metrics
 from dataflows.session_step import Clock, ShardLogic, ShardOutput
 from dataflows.rules_watch import RulesWatcher
+from dataflows.kafka_exactly_once import ExactlyOnceKafkaOutput, by_output_partition
 from dataflows.kafka_io import KafkaInput, KafkaOutput, KafkaUnavailable, list_partitions
 from dataflows.settings import Settings, SettingsError, load_rules_or_exit
 from dataflows.sinks import prepare_file, sink_for
@@ -41,6 +43,9 @@ class Wiring:
     rejects: Sink[Any]
     late: Sink[Any]
     raw_dead_letters: bool = False  # original bytes + headers (topics) or JSON lines (files)
+    #: Per output: a flat_map step that keys each item by the sink partition it must go to
+    #: (exactly-once Kafka output writes each Kafka partition from one sink partition).
+    keyed_outputs: dict[str, Callable[[Any], list[Any]]] = field(default_factory=dict)
     #: Whether the run keeps a recovery store. Bytewax asks every touched shard for a snapshot at
     #: each epoch's end even without one; when nothing keeps them, shards skip pickling state.
     recovery: bool = True
@@ -59,6 +64,18 @@ def _bytewax_run_recovery() -> bool | None:
     if isinstance(parsed, dict) and "recovery_config" in parsed:
         return parsed["recovery_config"] is not None
     return None
+
+
+def recovery_directory() -> Path | None:
+    """The recovery store's directory as `bytewax.run` was given it (or its environment variable)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    parsed = getattr(main, "kwargs", None)
+    if spec is not None and spec.name == "bytewax.run" and isinstance(parsed, dict):
+        config = parsed.get("recovery_config")
+        return None if config is None else Path(config.db_dir)
+    found = os.environ.get("BYTEWAX_RECOVERY_DIRECTORY")
+    return Path(found) if found else None
 
 
 def recovery_enabled() -> bool:
@@ -99,21 +116,37 @@ def default_wiring(settings: Settings) -> Wiring:
 
 def kafka_wiring(settings: Settings) -> Wiring:
     """Input topics merged into one stream; notifications, dead letters and late events to topics."""
+    outputs = {"notifications": settings.kafka_notifications_topic,
+               "rejects": settings.kafka_dlq_topic, "late": settings.kafka_late_topic}
     try:
         partitions = list_partitions(settings.kafka_common(), settings.input_topics)
+        out_partitions = {topic: len(list_partitions(settings.kafka_common(), [topic]))
+                          for topic in outputs.values()}
     except KafkaUnavailable as error:
-        raise SettingsError(str(error)) from None
+        raise SettingsError(f"{error} (create the topics first: see README, Kafka)") from None
     producer = settings.kafka_producer()
+    sinks: dict[str, Sink[Any]]
+    keyed: dict[str, Callable[[Any], list[Any]]] = {}
+    if settings.kafka_exactly_once:
+        store = recovery_directory()
+        sinks = {name: ExactlyOnceKafkaOutput(topic, out_partitions[topic], producer,
+                                              settings.kafka_consumer(), store)
+                 for name, topic in outputs.items()}
+        keyed = {name: by_output_partition(topic, out_partitions[topic])
+                 for name, topic in outputs.items()}
+    else:
+        sinks = {name: KafkaOutput(topic, producer) for name, topic in outputs.items()}
     return Wiring(
         source=KafkaInput(settings.kafka_consumer(), partitions,
                           start_at_end=settings.kafka_start == "latest",
                           batch_size=settings.batch_size, stop_at_end=settings.kafka_stop_at_end),
         partitions=partitions,
-        notifications=KafkaOutput(settings.kafka_notifications_topic, producer),
-        rejects=KafkaOutput(settings.kafka_dlq_topic, producer),
-        late=KafkaOutput(settings.kafka_late_topic, producer),
+        notifications=sinks["notifications"],
+        rejects=sinks["rejects"],
+        late=sinks["late"],
         raw_dead_letters=True,
         recovery=snapshots_kept(),
+        keyed_outputs=keyed,
     )
 
 
@@ -180,8 +213,14 @@ def build_flow(
     paired = op.map("decode", raw, lambda batch: (batch, decode(batch)))
     routed = op.flat_map("route", paired, lambda pair: pair[1].shards)
     results = op.stateful_batch("sessions", routed, build_shard)
-    notifications = op.filter_map("notifications", results, lines("notifications"))
-    op.output("notifications_out", notifications, wiring.notifications)
-    op.output("late_out", op.filter_map("late", results, lines("late")), wiring.late)
-    op.output("rejects_out", op.filter_map("rejects", paired, rejected_records), wiring.rejects)
+    outputs = {
+        "notifications": op.filter_map("notifications", results, lines("notifications")),
+        "late": op.filter_map("late", results, lines("late")),
+        "rejects": op.filter_map("rejects", paired, rejected_records),
+    }
+    for name, stream in outputs.items():
+        keyed = wiring.keyed_outputs.get(name)
+        if keyed is not None:
+            stream = op.flat_map(f"{name}_by_partition", stream, keyed)
+        op.output(f"{name}_out", stream, getattr(wiring, name))
     return flow

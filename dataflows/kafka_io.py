@@ -9,7 +9,7 @@ any failed: a crash is replayed from recovery, a silent loss is not.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from operator import methodcaller
 from typing import Any
@@ -147,6 +147,30 @@ class DeliveryFailed(RuntimeError):
     """Kafka did not acknowledge records: the run stops so recovery replays them."""
 
 
+def produce_all(producer: Producer, topic: str, records: Iterable[OutRecord],
+                on_delivery: Callable[[KafkaError | None, Message], None], **partition: int) -> None:
+    """Queue every record, waiting for deliveries to drain whenever the local queue is full."""
+    produce = producer.produce
+    for record in records:
+        while True:
+            try:
+                produce(topic, record.value, record.key, headers=record.headers,
+                        on_delivery=on_delivery, **partition)
+                break
+            except BufferError:
+                producer.poll(0.1)
+
+
+def flush_or_fail(producer: Producer, topic: str, timeout: float, failures: list[str]) -> None:
+    """Wait for every delivery report; raise if any record was not acknowledged."""
+    remaining = producer.flush(timeout)
+    if remaining:
+        failures.append(f"{remaining} records not acknowledged within {timeout}s")
+    if failures:
+        metrics.SINK_FAILURES.labels(topic).inc(len(failures))
+        raise DeliveryFailed(f"delivery to Kafka topic {topic!r} failed: {failures[0]}")
+
+
 class _ProducerPartition(StatelessSinkPartition[tuple[str, list[OutRecord]]]):
     def __init__(self, topic: str, config: dict[str, Any], flush_timeout: float) -> None:
         self._topic = topic
@@ -159,22 +183,9 @@ class _ProducerPartition(StatelessSinkPartition[tuple[str, list[OutRecord]]]):
             self._failures.append(str(error))
 
     def write_batch(self, items: list[tuple[str, list[OutRecord]]]) -> None:
-        produce = self._producer.produce
         for _key, records in items:
-            for record in records:
-                while True:
-                    try:
-                        produce(self._topic, record.value, record.key, headers=record.headers,
-                                on_delivery=self._on_delivery)
-                        break
-                    except BufferError:  # local queue full: let deliveries drain
-                        self._producer.poll(0.1)
-        remaining = self._producer.flush(self._flush_timeout)
-        if remaining:
-            self._failures.append(f"{remaining} records not acknowledged within {self._flush_timeout}s")
-        if self._failures:
-            metrics.SINK_FAILURES.labels(self._topic).inc(len(self._failures))
-            raise DeliveryFailed(f"delivery to Kafka topic {self._topic!r} failed: {self._failures[0]}")
+            produce_all(self._producer, self._topic, records, self._on_delivery)
+        flush_or_fail(self._producer, self._topic, self._flush_timeout, self._failures)
 
     def close(self) -> None:
         self._producer.flush(self._flush_timeout)

@@ -65,6 +65,16 @@ SOURCE_ERRORS = Counter(
 SINK_FAILURES = Counter(
     "promotions_sink_delivery_failures", "Records Kafka did not acknowledge, by topic", ["topic"]
 )
+REPLAYS_DROPPED = Counter(
+    "promotions_output_replays_dropped",
+    "Records not written again after a resume: an earlier run wrote them after the snapshot",
+    ["topic"],
+)
+READBACK_SECONDS = Gauge(
+    "promotions_output_readback_seconds",
+    "Time the last resume of an output partition spent reading back what was written after the snapshot",
+    ["topic"],
+)
 RULES = Info("promotions_rules", "The active rules version")
 
 _watermarks: dict[str, int] = {}

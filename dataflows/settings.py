@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     kafka_late_topic: str = "promotions-late"
     kafka_start: Literal["earliest", "latest"] = "earliest"
     kafka_stop_at_end: bool = False
+    #: Drop, after a resume, the records an earlier run already wrote (see README, Recovery).
+    kafka_exactly_once: bool = True
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None

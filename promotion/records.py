@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import orjson
 
-from promotion.events import USER_ID, event_to_dict
+from promotion.events import EVENT_ID, USER_ID, event_to_dict
 from promotion.routing import RejectedRecord
 from promotion.shard import LateEvent
 from promotion.timefmt import format_ms
@@ -83,4 +83,20 @@ def late_record(late: LateEvent) -> OutRecord:
             "partition": late.partition,
         }
     )
-    return OutRecord(late.event[USER_ID].encode("utf-8"), value, [("reason", b"late")])
+    ident = f"{late.partition}/{late.event[EVENT_ID]}".encode("utf-8", "replace")
+    return OutRecord(late.event[USER_ID].encode("utf-8"), value, [("reason", b"late"), ("late.id", ident)])
+
+
+#: The header that carries each kind of record's id. A dead letter's id is its origin, the
+#: input partition and offset; a late event's, its input partition and `event_id`.
+_ID_HEADERS = ("notification_id", "late.id")
+
+
+def record_id(headers: list[tuple[str, bytes]]) -> bytes:
+    """The deterministic id of an output record, from its headers: the same input replayed gives
+    the same id, which is how a resumed Kafka sink recognises what it already wrote."""
+    found = dict(headers)
+    for name in _ID_HEADERS:
+        if name in found:
+            return found[name]
+    return found.get("dlq.source.partition", b"") + b"@" + found.get("dlq.source.offset", b"")

@@ -52,6 +52,17 @@ def drain(bootstrap: str, topic: str, timeout: float = 60.0) -> list:
     return out
 
 
+def topic_size(bootstrap: str, topic: str) -> int:
+    """How many records the topic holds (the sum of its partitions' end offsets)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-size"})
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                   for p in parts)
+    finally:
+        consumer.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

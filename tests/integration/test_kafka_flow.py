@@ -115,18 +115,39 @@ def test_late_events_go_to_the_late_topic(kafka_bootstrap, topic_factory) -> Non
 
 
 @pytest.mark.kafka
-def test_delivery_failure_fails_the_run(kafka_bootstrap, topic_factory) -> None:
-    """Notifications topic missing, auto-create off: the run fails loudly, nothing is dropped."""
-    topics = {"auth": topic_factory(1), "cart": topic_factory(1), "out": "missing-notifications-topic",
+@pytest.mark.parametrize("missing", ["out", "dlq", "late"])
+def test_a_missing_output_topic_is_one_line_at_start(kafka_bootstrap, topic_factory,
+                                                     missing: str) -> None:
+    """Found before any input is read, not after a 30 s delivery timeout."""
+    topics = {"auth": topic_factory(1), "cart": topic_factory(1), "out": topic_factory(1),
               "dlq": topic_factory(1), "late": topic_factory(1)}
-    event = {"event_id": "e1", "user_id": "u1", "type": "add_to_cart", "ts": 1_767_225_600_000,
-             "source": "cart", "product_id": "p1"}
-    produce(kafka_bootstrap, topics["cart"], [orjson.dumps(event)], 1)
-    env = env_for(kafka_bootstrap, topics,
+    topics[missing] = f"missing-{missing}-topic"
+    (result,) = run_dataflow(env_for(kafka_bootstrap, topics), timeout=120)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert lines[0].startswith("session-promotions: invalid configuration: Kafka topic "
+                               f"'missing-{missing}-topic' is not usable")
+    assert "create the topics first" in lines[0]
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("exactly_once", ["true", "false"])
+def test_delivery_failure_fails_the_run(kafka_bootstrap, topic_factory, exactly_once: str) -> None:
+    """The broker refuses every notification (too large for the topic): the run fails loudly."""
+    topics = {"auth": topic_factory(1), "cart": topic_factory(1),
+              "out": topic_factory(1, config={"max.message.bytes": "64"}),
+              "dlq": topic_factory(1), "late": topic_factory(1)}
+    events = [{"event_id": "e1", "user_id": "u1", "type": "add_to_cart", "ts": 1_767_225_600_000,
+               "source": "cart", "product_id": "p1"},
+              {"event_id": "e2", "user_id": "u1", "type": "logout", "ts": 1_767_225_601_000,
+               "source": "auth"}]
+    produce(kafka_bootstrap, topics["cart"], [orjson.dumps(e) for e in events], 1)
+    env = env_for(kafka_bootstrap, topics, PROMO_KAFKA_EXACTLY_ONCE=exactly_once,
                   PROMO_KAFKA_PRODUCER_CONFIG='{"message.timeout.ms": 3000}')
     (result,) = run_dataflow(env, timeout=120)
     assert result.returncode != 0
-    assert "delivery to Kafka topic 'missing-notifications-topic' failed" in result.stderr
+    assert f"delivery to Kafka topic {topics['out']!r} failed" in result.stderr
 
 
 @pytest.mark.kafka
