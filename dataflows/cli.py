@@ -215,6 +215,10 @@ def parser() -> argparse.ArgumentParser:
     state.add_argument("--gap-seconds", type=float, default=None,
                        help="session gap (default: PROMO_GAP_SECONDS, else 300)")
     state.set_defaults(run=_state)
+
+    from dataflows import explain
+
+    explain.register(commands)
     return top
 
 
