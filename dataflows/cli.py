@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
@@ -126,6 +127,10 @@ def _recovery_backup(args: argparse.Namespace) -> int:
             source.backup(target)
         source.close()
         target.close()
+    from dataflows.recovery_check import SETTINGS_FILE  # the settings the store was written with
+
+    if (args.directory / SETTINGS_FILE).is_file():
+        shutil.copy2(args.directory / SETTINGS_FILE, args.destination / SETTINGS_FILE)
     print(f"backed up {len(parts)} partitions to {args.destination}")
     return 0
 
@@ -210,6 +215,10 @@ def parser() -> argparse.ArgumentParser:
     state.add_argument("--gap-seconds", type=float, default=None,
                        help="session gap (default: PROMO_GAP_SECONDS, else 300)")
     state.set_defaults(run=_state)
+
+    from dataflows import explain
+
+    explain.register(commands)
     return top
 
 

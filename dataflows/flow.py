@@ -19,6 +19,7 @@ from dataflows import kernel_engine, metrics
 from dataflows.session_step import Clock, ShardLogic, ShardOutput
 from dataflows.rules_watch import RulesWatcher
 from dataflows.kafka_exactly_once import ExactlyOnceKafkaOutput, by_output_partition
+from dataflows.recovery_check import bytewax_run_arguments
 from dataflows.kafka_io import KafkaInput, KafkaOutput, KafkaUnavailable, list_partitions
 from dataflows.settings import Settings, SettingsError, load_rules_or_exit
 from dataflows.sinks import prepare_file, sink_for
@@ -55,24 +56,15 @@ def _bytewax_run_recovery() -> bool | None:
     """Whether `python -m bytewax.run` was given a recovery store, as it parsed its own flags and
     environment (any spelling argparse accepts: `-r DIR`, `-rDIR`, `--recovery-dir=DIR`, ...).
     None when the flow is not being built by `bytewax.run`."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is None or spec.name != "bytewax.run":
-        return None
-    # bytewax.run (0.21) builds `kwargs["recovery_config"]` before it imports the flow module.
-    parsed = getattr(main, "kwargs", None)
-    if isinstance(parsed, dict) and "recovery_config" in parsed:
-        return parsed["recovery_config"] is not None
-    return None
+    parsed = bytewax_run_arguments()
+    return None if parsed is None else parsed["recovery_config"] is not None
 
 
 def recovery_directory() -> Path | None:
     """The recovery store's directory as `bytewax.run` was given it (or its environment variable)."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    parsed = getattr(main, "kwargs", None)
-    if spec is not None and spec.name == "bytewax.run" and isinstance(parsed, dict):
-        config = parsed.get("recovery_config")
+    parsed = bytewax_run_arguments()
+    if parsed is not None:
+        config = parsed["recovery_config"]
         return None if config is None else Path(config.db_dir)
     found = os.environ.get("BYTEWAX_RECOVERY_DIRECTORY")
     return Path(found) if found else None

@@ -10,11 +10,14 @@ import threading
 
 from dataflows.flow import build_flow
 from dataflows.gc_tuning import tune_garbage_collector
+from dataflows.recovery_check import check_run_store
 from dataflows.settings import load_settings
 
 if threading.current_thread() is threading.main_thread():
     signal.signal(signal.SIGTERM, signal.default_int_handler)
 
-flow = build_flow(load_settings())
+settings = load_settings()
+check_run_store(settings)  # before Bytewax meets a missing, empty or mismatched store
+flow = build_flow(settings)
 
 tune_garbage_collector()

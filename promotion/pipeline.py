@@ -6,7 +6,7 @@ which makes it the oracle for end-to-end tests and the engine of what-if replays
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -52,10 +52,17 @@ def run_offline(
     batch_size: int = 10_000,
     partition: str = "input",
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    shard_factory: Callable[[str, SessionConfig, list[str]], SessionShard] | None = None,
 ) -> OfflineResult:
-    """Run the job over one bounded input partition, with event time only (no idleness)."""
+    """Run the job over one bounded input partition, with event time only (no idleness).
+
+    `shard_factory(key, config, partitions)` builds each shard (a `SessionShard` that may observe
+    what it closes, as `promotions explain` does); by default a plain `SessionShard`."""
     keys = shard_keys(shards)
-    state = {key: SessionShard(config, [partition], now_ms=0) for key in keys}
+    if shard_factory is None:
+        state = {key: SessionShard(config, [partition], now_ms=0) for key in keys}
+    else:
+        state = {key: shard_factory(key, config, [partition]) for key in keys}
     result = OfflineResult()
     for batch in batched(lines, batch_size):
         decoded = decode_batch(partition, batch, keys, max_event_bytes)

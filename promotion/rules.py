@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Set as AbstractSet
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, NamedTuple, Union
 
@@ -100,9 +101,14 @@ class Audience(BaseModel):
             raise ValueError("offset + percent must not exceed 100")
         return self
 
+    @property
+    def buckets(self) -> tuple[float, float]:
+        """The audience's buckets: [low, high)."""
+        return self.offset * 100, (self.offset + self.percent) * 100
+
     def includes(self, user_id: str) -> bool:
-        position = bucket(user_id, self.salt)
-        return self.offset * 100 <= position < (self.offset + self.percent) * 100
+        low, high = self.buckets
+        return low <= bucket(user_id, self.salt) < high
 
 _ORDERING = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _EQUALITY = {"==": operator.eq, "!=": operator.ne}
@@ -262,7 +268,59 @@ class Decision(NamedTuple):
     variant: str = DEFAULT_VARIANT
 
 
-_Compiled = list[tuple[Rule, Callable[[SessionFacts], bool] | None]]
+# -- tracing: what the one evaluator looked at, recorded only when asked for ----------------------
+
+MATCHED: Final = "matched"
+NOT_MATCHED: Final = "not matched"
+OUTSIDE_AUDIENCE: Final = "not in its audience"
+NOT_REACHED: Final = "not evaluated (an earlier rule matched)"
+
+
+@dataclass
+class Check:
+    """One evaluated condition: a comparison with the fact's value, or all/any/none of `parts`.
+    Parts after the one that settled all/any/none were not evaluated and are not listed."""
+
+    kind: str  # "fact" | "all" | "any" | "none"
+    result: bool
+    fact: str | None = None
+    op: str | None = None
+    expected: object = None
+    actual: object = None
+    parts: list[Check] = field(default_factory=list)
+
+
+@dataclass
+class RuleOutcome:
+    rule: str
+    action: str
+    priority: int
+    outcome: str  # MATCHED | NOT_MATCHED | OUTSIDE_AUDIENCE | NOT_REACHED
+    audience_bucket: int | None = None  # the user's bucket under the rule's audience salt
+    condition: Check | None = None  # None: no `when` (always matches), or not evaluated
+
+
+@dataclass
+class VariantChoice:
+    name: str
+    salt: str
+    bucket: int  # the user's bucket in [0, 10000) under this salt
+    low: float  # the audience's buckets are [low, high)
+    high: float
+    chosen: bool
+
+
+@dataclass
+class RulesTrace:
+    """Everything `decide` looked at for one session, in evaluation order."""
+
+    variant: str = DEFAULT_VARIANT
+    variants: list[VariantChoice] = field(default_factory=list)  # tried in file order
+    rules: list[RuleOutcome] = field(default_factory=list)
+
+
+_Test = Callable[[SessionFacts, "list[Check] | None"], bool]
+_Compiled = list[tuple[Rule, _Test | None]]
 
 
 def _compile_list(rules: list[Rule]) -> _Compiled:
@@ -279,23 +337,62 @@ class CompiledRules:
         self._rules = _compile_list(rule_set.rules)
         self._variants = [(v.name, v.audience, _compile_list(v.rules)) for v in rule_set.variants]
 
-    def variant_of(self, user_id: str) -> tuple[str, _Compiled]:
+    def variant_of(self, user_id: str, trace: RulesTrace | None = None) -> tuple[str, _Compiled]:
         for name, audience, rules in self._variants:
-            if audience.includes(user_id):
+            chosen = audience.includes(user_id)
+            if trace is not None:
+                trace.variants.append(VariantChoice(name, audience.salt, bucket(user_id, audience.salt),
+                                                    *audience.buckets, chosen))
+            if chosen:
                 return name, rules
         return DEFAULT_VARIANT, self._rules
 
-    def decide(self, facts: SessionFacts) -> Decision | None:
-        """First matching rule's decision; None when it says NONE or nothing matches."""
-        variant, rules = self.variant_of(facts.user_id) if self._variants else (DEFAULT_VARIANT, self._rules)
-        for rule, test in rules:
+    def decide(self, facts: SessionFacts, trace: RulesTrace | None = None) -> Decision | None:
+        """First matching rule's decision; None when it says NONE or nothing matches. With a
+        `trace`, records the variant choice and every rule's outcome into it."""
+        variant, rules = (self.variant_of(facts.user_id, trace) if self._variants
+                          else (DEFAULT_VARIANT, self._rules))
+        if trace is not None:
+            trace.variant = variant
+        decision = None
+        for n, (rule, test) in enumerate(rules):
             if rule.audience is not None and not rule.audience.includes(facts.user_id):
+                if trace is not None:
+                    trace.rules.append(_outcome(rule, OUTSIDE_AUDIENCE, facts, None))
                 continue
-            if test is None or test(facts):
-                if rule.action == NO_ACTION:
-                    return None
-                return Decision(rule.action, rule.name, _products(rule.products_from, facts), variant)
+            checks: list[Check] | None = [] if trace is not None else None
+            matched = test is None or test(facts, checks)
+            if trace is not None:
+                trace.rules.append(_outcome(rule, MATCHED if matched else NOT_MATCHED, facts,
+                                            checks[0] if checks else None))
+            if matched:
+                if rule.action != NO_ACTION:
+                    decision = Decision(rule.action, rule.name, _products(rule.products_from, facts),
+                                        variant)
+                if trace is not None:
+                    trace.rules += [_outcome(r, NOT_REACHED, facts, None) for r, _ in rules[n + 1:]]
+                return decision
         return None
+
+
+def _outcome(rule: Rule, outcome: str, facts: SessionFacts, check: Check | None) -> RuleOutcome:
+    salted = bucket(facts.user_id, rule.audience.salt) if rule.audience is not None else None
+    return RuleOutcome(rule.name, rule.action, rule.priority, outcome, salted, check)
+
+
+def explain_decision(rules: CompiledRules, facts: SessionFacts) -> tuple[Decision | None, RulesTrace]:
+    """The decision on a closed session, and the trace of how the rules reached it."""
+    trace = RulesTrace()
+    return rules.decide(facts, trace), trace
+
+
+def fact_values(facts: SessionFacts) -> dict[str, object]:
+    """Every fact a condition may use, by name (sets sorted), as rules would see it."""
+    return {name: _shown(getter(facts)) for name, (_kind, getter) in FACTS.items()}
+
+
+def _shown(value: object) -> object:
+    return sorted(value) if isinstance(value, AbstractSet) else value
 
 
 def _products(source: str, facts: SessionFacts) -> list[str]:
@@ -306,28 +403,41 @@ def _products(source: str, facts: SessionFacts) -> list[str]:
     return []
 
 
-def _compile(condition: Any) -> Callable[[SessionFacts], bool]:
-    if isinstance(condition, AllOf):
-        parts = [_compile(c) for c in condition.all]
-        return lambda facts: all(part(facts) for part in parts)
-    if isinstance(condition, AnyOf):
-        parts = [_compile(c) for c in condition.any]
-        return lambda facts: any(part(facts) for part in parts)
-    if isinstance(condition, NoneOf):
-        parts = [_compile(c) for c in condition.none]
-        return lambda facts: not any(part(facts) for part in parts)
+def _compile(condition: Any) -> _Test:
+    """A condition as a closure `(facts, checks) -> bool`; with a `checks` list it appends one
+    `Check` of what it evaluated (the same closure decides with and without)."""
+    if isinstance(condition, (AllOf, AnyOf, NoneOf)):
+        kind = condition._kind  # type: ignore[attr-defined]
+        parts = [_compile(c) for c in getattr(condition, kind)]
+        fold = {"all": all, "any": any, "none": lambda results: not any(results)}[kind]
+
+        def combined(facts: SessionFacts, checks: list[Check] | None) -> bool:
+            inner: list[Check] | None = [] if checks is not None else None
+            result = fold(part(facts, inner) for part in parts)
+            if checks is not None:
+                checks.append(Check(kind, result, parts=inner or []))
+            return result
+
+        return combined
     getter = FACTS[condition.fact][1]
-    value, op = condition.value, condition.op
-    if op == "in":
+    fact, value, op = condition.fact, condition.value, condition.op
+    if op in ("in", "not_in"):
         members = frozenset(value)
-        return lambda facts: getter(facts) in members
-    if op == "not_in":
-        members = frozenset(value)
-        return lambda facts: getter(facts) not in members
-    if op == "contains":
-        return lambda facts: value in getter(facts)  # type: ignore[operator]
-    compare = _ORDERING.get(op) or _EQUALITY[op]
-    return lambda facts: compare(getter(facts), value)
+        inside = op == "in"
+        compare: Callable[[Any, Any], bool] = lambda actual, _: (actual in members) == inside
+    elif op == "contains":
+        compare = lambda actual, wanted: wanted in actual
+    else:
+        compare = _ORDERING.get(op) or _EQUALITY[op]
+
+    def compared(facts: SessionFacts, checks: list[Check] | None) -> bool:
+        actual = getter(facts)
+        result = compare(actual, value)
+        if checks is not None:
+            checks.append(Check("fact", result, fact, op, value, _shown(actual)))
+        return result
+
+    return compared
 
 
 def parse_rules(document: object) -> CompiledRules:

@@ -68,7 +68,9 @@ def test_creates_recovery_partitions_in_an_empty_directory(tmp_path: Path) -> No
     assert "creating 3 recovery partitions" in done.stderr
     parts = sorted(p.name for p in recovery.glob("part-*.sqlite3"))
     assert parts == ["part-0.sqlite3", "part-1.sqlite3", "part-2.sqlite3"]
-    assert sorted(p.name for p in recovery.iterdir() if not p.name.startswith("part-")) == ["lost+found"]
+    # No scratch left behind; the store's recorded settings (dataflows/recovery_check.py) are kept.
+    assert sorted(p.name for p in recovery.iterdir() if not p.name.startswith("part-")) == [
+        "lost+found", "promotions-store.json"]
     assert notifications(tmp_path)["u1"]["action"] == "START_PROMOTION"
 
     # Second start: the partitions are resumed from, never recreated.

@@ -251,3 +251,105 @@ def test_serialised_rich_rules_decide_identically(rules, variant_rules, samples,
         for user in users:
             f = sample._replace(user_id=user)
             assert original.decide(f) == again.decide(f)
+
+
+# -- tracing: the same evaluator, recording what it looked at ------------------------------------
+
+from promotion import rules as rules_module  # noqa: E402
+from promotion.rules import (  # noqa: E402
+    MATCHED, NOT_MATCHED, NOT_REACHED, OUTSIDE_AUDIENCE, Check, bucket, explain_decision)
+
+
+def _leaves(check: Check) -> list[Check]:
+    return [check] if check.kind == "fact" else [leaf for p in check.parts for leaf in _leaves(p)]
+
+
+def _replayed(check: Check) -> bool:
+    """A trace's verdict recomputed from its own leaves and combinators."""
+    if check.kind == "fact":
+        return check.result
+    results = [_replayed(p) for p in check.parts]
+    return {"all": all, "any": any, "none": lambda r: not any(r)}[check.kind](results)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rule_lists, st.lists(fact_values, min_size=1, max_size=5))
+def test_a_traced_decision_is_the_untraced_one_and_its_trace_adds_up(
+        rules: list[dict], samples: list[SessionFacts]) -> None:
+    compiled = parse_rules({"version": "p", "rules": [{"name": f"r{i}", **r} for i, r in enumerate(rules)]})
+    values = {}
+    for sample in samples:
+        decision, trace = explain_decision(compiled, sample)
+        assert decision == compiled.decide(sample)
+        assert [r.rule for r in trace.rules] == [f"r{i}" for i in range(len(rules))]  # all listed
+        outcomes = [r.outcome for r in trace.rules]
+        assert outcomes.count(MATCHED) <= 1
+        first = outcomes.index(MATCHED) if MATCHED in outcomes else len(outcomes)
+        assert outcomes[first + 1:] == [NOT_REACHED] * (len(outcomes) - first - 1)
+        assert set(outcomes[:first]) <= {NOT_MATCHED}
+        values = rules_module.fact_values(sample)
+        for outcome in trace.rules[:first + 1]:
+            assert outcome.condition is not None and _replayed(outcome.condition) == outcome.condition.result
+            assert outcome.condition.result == (outcome.outcome == MATCHED)
+            for leaf in _leaves(outcome.condition):  # the compared value is the fact's value
+                assert leaf.actual == values[leaf.fact]
+        if decision is not None:
+            assert trace.rules[first].rule == decision.rule
+        else:
+            assert first == len(outcomes) or trace.rules[first].action == "NONE"
+
+
+def test_a_trace_shows_the_compared_values_and_stops_where_the_evaluator_stopped() -> None:
+    compiled = parse_rules({"version": "t", "rules": [
+        {"name": "big-cart", "action": "START_PROMOTION", "when": {"all": [
+            {"fact": "cart_value", "op": ">", "value": 50},
+            {"fact": "events", "op": ">=", "value": 1}]}},
+        {"name": "viewer", "action": "START_PROMOTION", "promote": "viewed", "when": {"any": [
+            {"fact": "viewed_categories", "op": "contains", "value": "books"},
+            {"fact": "close_reason", "op": "in", "value": ["logout"]}]}},
+        {"name": "fallback", "action": "STOP_PROMOTION"},
+    ]})
+    decision, trace = explain_decision(compiled, facts())
+    assert decision == ("START_PROMOTION", "viewer", ["p3"], "default")
+    big, viewer, fallback = trace.rules
+    assert big.outcome == NOT_MATCHED and big.condition.kind == "all" and not big.condition.result
+    assert [(c.fact, c.op, c.expected, c.actual, c.result) for c in big.condition.parts] == [
+        ("cart_value", ">", 50, 30.0, False)]  # `all` stopped at the first false part
+    assert viewer.outcome == MATCHED
+    assert [(c.fact, c.actual, c.result) for c in viewer.condition.parts] == [
+        ("viewed_categories", ["books"], True)]
+    assert fallback.outcome == NOT_REACHED and fallback.condition is None
+
+
+def test_a_trace_shows_audiences_variants_and_the_users_buckets() -> None:
+    compiled = parse_rules({"version": "t", "rules": [
+        {"name": "none-of-them", "action": "START_PROMOTION",
+         "audience": {"percent": 0.01, "offset": 99.99, "salt": "r"}},
+        {"name": "quiet", "action": "NONE", "when": {"none": [{"fact": "events", "op": ">", "value": 9}]}},
+        {"name": "never", "action": "STOP_PROMOTION"}],
+        "variants": [{"name": "v", "audience": {"percent": 50, "salt": "ab"},
+                      "rules": [{"name": "v", "action": "STOP_PROMOTION"}]}]})
+    users = [f"user-{i}" for i in range(200)]
+    outside = next(u for u in users if bucket(u, "ab") >= 5_000 and bucket(u, "r") < 9_999)
+    decision, trace = explain_decision(compiled, facts(user_id=outside))
+    assert decision is None and trace.variant == "default"
+    (choice,) = trace.variants
+    assert (choice.name, choice.bucket, choice.low, choice.high, choice.chosen) == (
+        "v", bucket(outside, "ab"), 0, 5_000, False)
+    assert [(r.rule, r.outcome) for r in trace.rules] == [
+        ("none-of-them", OUTSIDE_AUDIENCE), ("quiet", MATCHED), ("never", NOT_REACHED)]
+    assert trace.rules[0].audience_bucket == bucket(outside, "r")
+    assert trace.rules[1].condition.kind == "none" and trace.rules[1].condition.result
+
+    inside = next(u for u in users if bucket(u, "ab") < 5_000)
+    decision, trace = explain_decision(compiled, facts(user_id=inside))
+    assert decision == ("STOP_PROMOTION", "v", [], "v") and trace.variant == "v"
+    assert trace.variants[0].chosen and [r.rule for r in trace.rules] == ["v"]
+    assert trace.rules[0].condition is None  # no `when`: always matches
+
+
+def test_fact_values_lists_every_fact() -> None:
+    values = rules_module.fact_values(facts())
+    assert set(values) == set(FACTS)
+    assert values["cart_product_ids"] == ["p1", "p2"] and values["cart_items"] == 3
+    assert values["profile_days_since_purchase"] == -1.0 and values["profile_top_categories"] == []
