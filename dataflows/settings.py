@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dataflows.sinks import STREAMS
+from dataflows.sources import input_files
 from promotion.rules import DEFAULT_RULES_PATH, CompiledRules, RulesError, load_rules
 from promotion.shard import SessionConfig
 
@@ -82,8 +83,7 @@ class Settings(BaseSettings):
     @classmethod
     def _readable_input(cls, path: Path) -> Path:
         if path.is_dir():
-            if not any(path.glob("*.jsonl")):
-                raise ValueError(f"no *.jsonl files in directory {path}")
+            input_files(path)  # hidden files are skipped; a non-file *.jsonl is an error
         elif not path.is_file():
             raise ValueError(f"no such file: {path}")
         return path
