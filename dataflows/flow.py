@@ -21,7 +21,7 @@ from dataflows.kafka_io import KafkaInput, KafkaOutput, KafkaUnavailable, list_p
 from dataflows.settings import Settings, SettingsError, load_rules_or_exit
 from dataflows.sinks import prepare_file, sink_for
 from dataflows.sources import JsonLinesSource, RawBatch
-from promotion.decoding import FutureLimit
+from promotion.decoding import FUTURE_TIMESTAMP, FutureLimit
 from promotion.records import OutRecord, dead_letter_line, dead_letter_raw
 from promotion.routing import DecodedBatch, decode_batch, shard_keys
 from promotion.rules import CompiledRules
@@ -145,6 +145,8 @@ def build_flow(
         split, core = decode_batch, ShardCore
 
     max_future_ms = settings.max_future_ms
+    if max_future_ms:  # the series exists at 0 from the start, so the first reject is an increase
+        metrics.REJECTED.labels(FUTURE_TIMESTAMP)
 
     def decode(batch: RawBatch) -> DecodedBatch:
         # The wall clock at arrival, read here (never in promotion/), bounds how far ahead a ts may be.
