@@ -24,6 +24,7 @@ from dataflows.kafka_io import KafkaInput, KafkaOutput, KafkaUnavailable, list_p
 from dataflows.settings import Settings, SettingsError, load_rules_or_exit
 from dataflows.sinks import prepare_file, sink_for
 from dataflows.sources import JsonLinesSource, RawBatch
+from promotion.decoding import FUTURE_TIMESTAMP, FutureLimit
 from promotion.records import OutRecord, dead_letter_line, dead_letter_raw
 from promotion.routing import DecodedBatch, decode_batch, shard_keys
 from promotion.rules import CompiledRules
@@ -168,8 +169,14 @@ def build_flow(
     else:
         split, core = decode_batch, ShardCore
 
+    max_future_ms = settings.max_future_ms
+    if max_future_ms:  # the series exists at 0 from the start, so the first reject is an increase
+        metrics.REJECTED.labels(FUTURE_TIMESTAMP)
+
     def decode(batch: RawBatch) -> DecodedBatch:
-        decoded = split(batch.partition, batch.values, keys, max_bytes, batch.final)
+        # The wall clock at arrival, read here (never in promotion/), bounds how far ahead a ts may be.
+        future = FutureLimit(clock(), max_future_ms) if max_future_ms else None
+        decoded = split(batch.partition, batch.values, keys, max_bytes, batch.final, future)
         topic = metrics.topic_of(batch.partition)
         metrics.RECORDS.labels(topic).inc(len(batch.values))
         for kind, count in decoded.type_counts.items():

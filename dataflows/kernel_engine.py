@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from promotion.core import ClosedStats, StepOutput
-from promotion.decoding import decode_strict
+from promotion.decoding import FutureLimit, decode_strict
 from promotion.events import Event
 from promotion.records import OutRecord
 from promotion.routing import DecodedBatch, RejectedRecord
@@ -39,14 +39,16 @@ def available() -> bool:
 
 def decode_batch(
     partition: str, values: Sequence[bytes], keys: Sequence[str], max_event_bytes: int,
-    final: bool = False,
+    final: bool = False, future: FutureLimit | None = None,
 ) -> DecodedBatch:
-    """`promotion.routing.decode_batch`, with the kernel decoding and splitting."""
+    """`promotion.routing.decode_batch`, with the kernel decoding and splitting. The kernel
+    leaves events beyond `future` to the Python decoder, which words their rejection."""
     values = values if type(values) is list else list(values)
-    decoded = _kernel.decode(values, max_event_bytes)
+    decoded = (_kernel.decode(values, max_event_bytes) if future is None
+               else _kernel.decode(values, max_event_bytes, future.latest_ms))
     rejected = []
     for index in decoded.unvouched:
-        result = decode_strict(values[index], max_event_bytes)
+        result = decode_strict(values[index], max_event_bytes, future)
         if type(result) is Event:
             decoded.accept(index, result)
         else:

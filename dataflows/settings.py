@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dataflows.sinks import STREAMS
+from dataflows.sources import input_files
 from promotion.rules import DEFAULT_RULES_PATH, CompiledRules, RulesError, load_rules
 from promotion.shard import SessionConfig
 
@@ -46,6 +47,8 @@ class Settings(BaseSettings):
     shards: Annotated[int, Field(ge=1, le=4096)] = 64
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 10_000
     max_event_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 65_536
+    #: Events whose ts is further than this ahead of the wall clock are dead-lettered (0: off).
+    max_future_seconds: Annotated[float, Field(ge=0, le=TEN_YEARS_S, allow_inf_nan=False)] = 3600.0
     #: Who keeps sessions and decodes: the compiled kernel, or the Python specification.
     engine: Literal["kernel", "python"] = "kernel"
 
@@ -82,11 +85,17 @@ class Settings(BaseSettings):
     @classmethod
     def _readable_input(cls, path: Path) -> Path:
         if path.is_dir():
-            if not any(path.glob("*.jsonl")):
-                raise ValueError(f"no *.jsonl files in directory {path}")
+            input_files(path)  # hidden files are skipped; a non-file *.jsonl is an error
         elif not path.is_file():
             raise ValueError(f"no such file: {path}")
         return path
+
+    @field_validator("max_future_seconds")
+    @classmethod
+    def _off_or_a_millisecond(cls, seconds: float) -> float:
+        if 0 < seconds < 0.001:
+            raise ValueError("must be 0 (off) or at least 0.001")
+        return seconds
 
     @field_validator("output", "rejects_output", "late_output")
     @classmethod
@@ -165,6 +174,11 @@ class Settings(BaseSettings):
 
     def kafka_producer(self) -> dict[str, Any]:
         return {**self.kafka_common(), "linger.ms": 5, **json.loads(self.kafka_producer_config)}
+
+    @property
+    def max_future_ms(self) -> int:
+        """`PROMO_MAX_FUTURE_SECONDS` in milliseconds (0: no future-timestamp guard)."""
+        return round(self.max_future_seconds * 1000)
 
     def session_config(self) -> SessionConfig:
         return SessionConfig(

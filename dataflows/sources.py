@@ -23,6 +23,25 @@ class RawBatch(NamedTuple):
     final: bool = False  # the partition has ended: it no longer holds the watermark back
 
 
+def input_files(path: Path) -> list[Path]:
+    """The partitions of `PROMO_INPUT`: the file itself, or a directory's `*.jsonl` files in name
+    order. Hidden files (`.x.jsonl`, editors' and copiers' temporaries) are not partitions; an
+    entry named `*.jsonl` that is not a regular file is a configuration error (ValueError)."""
+    if not path.is_dir():
+        return [path]
+    files = []
+    for entry in sorted(path.glob("*.jsonl")):
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_file():
+            raise ValueError(f"{entry} is not a regular file (a directory?): only *.jsonl files "
+                             f"may match in an input directory")
+        files.append(entry)
+    if not files:
+        raise ValueError(f"no *.jsonl files in directory {path}")
+    return files
+
+
 class _JsonLinesPartition(StatefulSourcePartition[RawBatch, tuple[int, int]]):
     def __init__(self, name: str, path: Path, batch_size: int, resume: tuple[int, int] | None):
         self._name = name
@@ -63,8 +82,7 @@ class JsonLinesSource(FixedPartitionedSource[RawBatch, tuple[int, int]]):
     def __init__(self, path: Path, batch_size: int = 10_000) -> None:
         self._path = Path(path)
         self._batch_size = batch_size
-        files = sorted(self._path.glob("*.jsonl")) if self._path.is_dir() else [self._path]
-        self._files = {f"file:{f.name}": f for f in files}
+        self._files = {f"file:{f.name}": f for f in input_files(self._path)}
 
     @property
     def partition(self) -> str:

@@ -19,7 +19,7 @@ import msgspec
 import orjson
 
 from promotion.events import EVENT_TYPES, PRODUCT_TYPES, Event
-from promotion.timefmt import MAX_MS, BadTimestamp, parse_rfc3339_ms
+from promotion.timefmt import MAX_MS, BadTimestamp, format_ms, parse_rfc3339_ms
 
 # Machine-readable rejection reasons.
 NOT_JSON: Final = "not_json"
@@ -29,6 +29,7 @@ UNKNOWN_TYPE: Final = "unknown_type"
 BAD_TIMESTAMP: Final = "bad_timestamp"
 OVERSIZED: Final = "oversized"
 INVALID_VALUE: Final = "invalid_value"
+FUTURE_TIMESTAMP: Final = "future_timestamp"
 REJECTION_REASONS: Final = (
     NOT_JSON,
     MISSING_FIELD,
@@ -37,6 +38,7 @@ REJECTION_REASONS: Final = (
     BAD_TIMESTAMP,
     OVERSIZED,
     INVALID_VALUE,
+    FUTURE_TIMESTAMP,
 )
 
 DEFAULT_MAX_EVENT_BYTES: Final = 65_536
@@ -61,6 +63,36 @@ class Rejection(NamedTuple):
     reason: str
     detail: str
     field: str | None = None
+
+
+class FutureLimit(NamedTuple):
+    """How far ahead of the wall clock an event's ts may be (`PROMO_MAX_FUTURE_SECONDS`).
+
+    The caller reads the clock (`now_ms`, once per batch): this module never does. One event
+    from a clock-skewed producer would otherwise carry its partition's event time years ahead
+    and make every later event late.
+    """
+
+    now_ms: int
+    max_ahead_ms: int
+
+    @property
+    def latest_ms(self) -> int:
+        """The newest ts accepted."""
+        return self.now_ms + self.max_ahead_ms
+
+    def rejection(self, ts: int) -> Rejection:
+        return Rejection(
+            FUTURE_TIMESTAMP,
+            f"ts {format_ms(ts)} is more than {_seconds(self.max_ahead_ms)} s ahead of the wall "
+            f"clock ({format_ms(self.now_ms)})",
+            "ts",
+        )
+
+
+def _seconds(ms: int) -> str:
+    whole, rest = divmod(ms, 1000)
+    return str(whole) if not rest else f"{whole}.{rest:03d}".rstrip("0")
 
 
 class _Reject(Exception):
@@ -89,16 +121,19 @@ class _PlainRecord(msgspec.Struct, gc=False):
 _decode_plain: Final = msgspec.json.Decoder(_PlainRecord).decode
 
 
-def decode_event(raw: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Event | Rejection:
+def decode_event(
+    raw: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES, future: FutureLimit | None = None
+) -> Event | Rejection:
     """Decode one JSON record into an `Event`, or say precisely why not."""
-    events, rejected = decode_many((raw,), max_bytes)
+    events, rejected = decode_many((raw,), max_bytes, future)
     if events:
         return events[0]
     return rejected[0][1]
 
 
 def decode_many(
-    values: Iterable[bytes], max_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    values: Iterable[bytes], max_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    future: FutureLimit | None = None,
 ) -> tuple[list[Event], list[tuple[int, Rejection]]]:
     """Decode records in bulk: (valid events as plain tuples, [(index, rejection)]).
 
@@ -116,6 +151,7 @@ def decode_many(
     product_types = PRODUCT_TYPES
     parse_ts = _parse_ts
     share = _SHARED.setdefault
+    latest = MAX_MS if future is None else min(MAX_MS, future.latest_ms)
     for index, raw in enumerate(values):
         # msgspec does not check the UTF-8 of fields it skips: such records are the slow path's.
         if len(raw) <= max_bytes and (raw.isascii() or _is_utf8(raw)):
@@ -126,6 +162,8 @@ def decode_many(
                     ts = parse_ts(ts)  # cached per second; BadTimestamp -> the slow path
                     if not 0 <= ts <= MAX_MS:
                         raise ValueError(ts)
+                if ts > latest:
+                    raise ValueError(ts)  # ahead of the wall clock: the slow path words it
                 kind = canonical_type[record.type]
                 product_id = record.product_id
                 category = record.category
@@ -142,7 +180,7 @@ def decode_many(
                 continue
             except Exception:  # noqa: BLE001 - not plainly valid: the slow path decides
                 pass
-        decoded = decode_strict(raw, max_bytes)
+        decoded = decode_strict(raw, max_bytes, future)
         if type(decoded) is Event:
             append(decoded)
         else:
@@ -160,8 +198,13 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
-def decode_strict(raw: bytes, max_bytes: int) -> Event | Rejection:
-    """The reference decoder: an event tuple, or the rejection with its reason and detail."""
+def decode_strict(
+    raw: bytes, max_bytes: int, future: FutureLimit | None = None
+) -> Event | Rejection:
+    """The reference decoder: an event tuple, or the rejection with its reason and detail.
+
+    A record that is valid but for a ts beyond `future.latest_ms` is `future_timestamp`.
+    """
     if len(raw) > max_bytes:
         return Rejection(OVERSIZED, f"{len(raw)} bytes > limit {max_bytes}")
     try:
@@ -171,11 +214,14 @@ def decode_strict(raw: bytes, max_bytes: int) -> Event | Rejection:
     if not isinstance(obj, dict):
         return Rejection(WRONG_TYPE, f"expected a JSON object, got {_json_type(obj)}", "$")
     try:
-        return _validate(obj)
+        event = _validate(obj)
     except _Reject as reject:
         return reject.rejection
     except Exception as error:  # noqa: BLE001 - decoding is total by contract
         return Rejection(INVALID_VALUE, f"unexpected: {type(error).__name__}: {error}"[:200])
+    if future is not None and event.ts > future.latest_ms:
+        return future.rejection(event.ts)
+    return event
 
 
 def _validate(obj: dict) -> Event:

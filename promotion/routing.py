@@ -13,7 +13,7 @@ from operator import itemgetter
 from collections.abc import Sequence
 from typing import Final, NamedTuple
 
-from promotion.decoding import DEFAULT_MAX_EVENT_BYTES, Rejection, decode_many
+from promotion.decoding import DEFAULT_MAX_EVENT_BYTES, FutureLimit, Rejection, decode_many
 from promotion.watermark import NO_TIME
 
 DEFAULT_SHARDS: Final = 64
@@ -55,15 +55,17 @@ def decode_batch(
     keys: Sequence[str],
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     final: bool = False,
+    future: FutureLimit | None = None,
 ) -> DecodedBatch:
     """Decode a partition batch and split it by shard, keeping partition order.
 
     Events are built directly as plain tuples in `Event` field order (what sessions hold).
+    Rejected records, those beyond `future` too, never count for event-time progress.
     """
     n_shards = len(keys)
     per_shard: list[list[tuple]] = [[] for _ in range(n_shards)]
     highs: list[list[int]] = [[] for _ in range(n_shards)]
-    events, rejections = decode_many(values, max_event_bytes)
+    events, rejections = decode_many(values, max_event_bytes, future)
     high = NO_TIME
     crc32 = zlib.crc32
     for event in events:

@@ -12,7 +12,8 @@ The rules, as the README states them:
   bounded input everything closes: a logout or a proven gap keeps its reason, the rest is "eof".
 * Before an arriving event joins its user, whatever W has already closed is closed; then a
   repeated `event_id` of the user's open sessions or pending events is a producer retry and is
-  dropped, whatever its timestamp (the first arrival wins).
+  dropped, whatever its timestamp, even one behind W (the first arrival wins). Only then is an
+  event behind W late.
 
 Each user has a timer: a lower bound of the W after which something of the user can close. When
 W passes it, the user is looked at again, closes what it can and is rescheduled at its exact
@@ -261,26 +262,31 @@ class ShardSessions:
                 if before > high:
                     high = before
                     value = max(value, min(high, floor) - self.lateness_ms)
-                if event.ts < value:
-                    late.append(LateEvent(event, value, partition))
-                else:
-                    self._arrive(event, value, closed)
+                self._arrive(event, value, partition, closed, late)
             wm.value = value
             wm.raise_high(partition, high)
         wm.end_batch(partition, batch_high, now_ms, final)
         closed += self._fire_timers()
         return BatchResult(closed, late)
 
-    def _arrive(self, event: Event, watermark: int, closed: list[ClosedSession]) -> None:
+    def _arrive(
+        self, event: Event, watermark: int, partition: str, closed: list[ClosedSession],
+        late: list[LateEvent],
+    ) -> None:
+        """A repeat of an event the user still has open is dropped, even behind the watermark
+        (a producer retry, not a late event); otherwise an event behind it is late."""
         user_id = event.user_id
         user = self.users.get(user_id)
-        if user is None:
-            user = self.users[user_id] = UserSessions()
-        else:
+        if user is not None:
             closed += self._refresh(user_id, user, watermark)
             if user.knows(event.event_id):
                 self._duplicates += 1
                 return
+        if event.ts < watermark:
+            late.append(LateEvent(event, watermark, partition))
+            return
+        if user is None:
+            user = self.users[user_id] = UserSessions()
         insort(user.pending, event)
         self._schedule(user_id, user)
 

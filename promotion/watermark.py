@@ -9,6 +9,9 @@ Wall-clock time (`now_ms`, passed in; this module never reads a clock) is used o
 * a partition silent for `idle_timeout_ms` stops holding the watermark back;
 * when every partition is silent that long, event time is assumed to keep flowing at wall-clock
   speed from the last event seen, so idle input still closes sessions (live or after a replay).
+  Not once every partition has ended (a bounded input): W then stays at the newest ts of the
+  input minus the allowed lateness, so what closes by gap before the end does not depend on how
+  long the end takes to arrive.
 """
 
 from __future__ import annotations
@@ -102,6 +105,8 @@ class Watermark:
             latest = max(self.high.values())
             if latest == NO_TIME:
                 return
-            candidate = latest - self.lateness_ms + (now_ms - max(self.seen.values()))
+            candidate = latest - self.lateness_ms
+            if len(self.finished) < len(self.high):  # idle, not ended: time goes on
+                candidate += now_ms - max(self.seen.values())
         if candidate > self.value:
             self.value = candidate

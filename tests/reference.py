@@ -7,8 +7,13 @@ stay obviously correct.  Pure Python, stdlib only, no project imports.
 
 Semantics (see the spec in the docstring of ``reference_sessions``):
 
-1. Lateness: in arrival order, an event is late iff
-   ``ts < (max ts of all events before it in arrival order) - lateness_ms``.
+1. Lateness: in arrival order, an event is behind the watermark iff
+   ``ts < W = (max ts of all events before it in arrival order) - lateness_ms``.
+   It is late unless it repeats (user_id, event_id) of an event, not itself behind,
+   that arrived before it and whose session is still open at that W: the
+   session formed by the user's earlier arrivals, open while
+   ``W <= its last ts`` (+ ``gap_ms`` unless that is a logout). Such a retry is
+   dropped, not late.
 2. Dedup: among non-late events, per user, only the first occurrence (arrival
    order) of an ``event_id`` is kept.
 3. Sessions: per user, sort by (ts, event_id); an event joins the current
@@ -72,6 +77,35 @@ def split_late(events: list[dict], lateness_ms: int) -> tuple[list[dict], list[d
         if max_ts_before is None or event["ts"] > max_ts_before:
             max_ts_before = event["ts"]
     return on_time, late
+
+
+def drop_open_retries(
+    events: list[dict], lateness_ms: int, gap_ms: int
+) -> list[dict]:
+    """The events behind the watermark that are late: not retries of an open session's event."""
+    late = []
+    before: list[dict] = []  # events not behind the watermark, in arrival order
+    max_ts = None
+    for event in events:
+        mark = None if max_ts is None else max_ts - lateness_ms
+        if mark is not None and event["ts"] < mark:
+            if not _repeats_an_open_session(event, before, mark, gap_ms):
+                late.append(event)
+        else:
+            before.append(event)
+        if max_ts is None or event["ts"] > max_ts:
+            max_ts = event["ts"]
+    return late
+
+
+def _repeats_an_open_session(event: dict, before: list[dict], mark: int, gap_ms: int) -> bool:
+    mine = deduplicate([e for e in before if e["user_id"] == event["user_id"]])
+    for group in group_user_events(mine, gap_ms):
+        if any(e["event_id"] == event["event_id"] for e in group):
+            last = group[-1]
+            closes_at = last["ts"] if last["type"] == "logout" else last["ts"] + gap_ms
+            return mark <= closes_at
+    return False
 
 
 # --------------------------------------------------------------------------
@@ -151,7 +185,8 @@ def reference_sessions(
     events: list[dict], gap_ms: int, lateness_ms: int
 ) -> tuple[list[RefSession], list[dict]]:
     """Returns (sessions sorted by (user_id, start, first event_id), late_events in arrival order)."""
-    on_time, late = split_late(events, lateness_ms)
+    on_time, _behind = split_late(events, lateness_ms)
+    late = drop_open_retries(events, lateness_ms, gap_ms)
     kept = deduplicate(on_time)
 
     if events:

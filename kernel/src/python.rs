@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::decode::decode_plain;
-use crate::event::{Event, Kind, KINDS, NO_TIME};
+use crate::event::{Event, Kind, KINDS, MAX_MS, NO_TIME};
 use crate::sessions::{LateEvent, ShardSessions};
 use crate::shard::StepOutput;
 
@@ -22,13 +22,16 @@ pub struct Decoded {
     unvouched: Vec<usize>,
 }
 
+/// Decode a batch; an event with a ts beyond `latest_ms` (the future-timestamp guard) is left to
+/// Python, which words its rejection.
 #[pyfunction]
-fn decode(values: &Bound<'_, PyList>, max_bytes: usize) -> PyResult<Decoded> {
+#[pyo3(signature = (values, max_bytes, latest_ms = MAX_MS))]
+fn decode(values: &Bound<'_, PyList>, max_bytes: usize, latest_ms: i64) -> PyResult<Decoded> {
     let mut events = Vec::with_capacity(values.len());
     let mut unvouched = Vec::new();
     for (index, value) in values.iter().enumerate() {
         let raw = value.downcast::<PyBytes>()?.as_bytes();
-        let event = decode_plain(raw, max_bytes);
+        let event = decode_plain(raw, max_bytes).filter(|e| e.ts <= latest_ms);
         if event.is_none() {
             unvouched.push(index);
         }

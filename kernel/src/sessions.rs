@@ -312,11 +312,7 @@ impl ShardSessions {
                     high = before;
                     value = value.max(high.min(floor) - lateness);
                 }
-                if event.ts < value {
-                    late.push(LateEvent { event, watermark: value });
-                } else {
-                    self.arrive(event, value, closed);
-                }
+                self.arrive(event, value, closed, late);
             }
             self.watermark.value = value;
             self.watermark.raise_high(partition, high);
@@ -325,7 +321,9 @@ impl ShardSessions {
         self.fire_timers(closed);
     }
 
-    fn arrive(&mut self, event: Event, watermark: i64, closed: &mut Vec<ClosedSession>) {
+    /// A repeat of an event the user still has open is dropped, even behind the watermark (a
+    /// producer retry, not a late event); otherwise an event behind it is late.
+    fn arrive(&mut self, event: Event, watermark: i64, closed: &mut Vec<ClosedSession>, late: &mut Vec<LateEvent>) {
         let gap = self.gap_ms;
         let timers = &mut self.timers;
         if let Some(user) = self.users.get_mut(&*event.user_id) {
@@ -333,6 +331,10 @@ impl ShardSessions {
             user.close_ready(watermark, gap, &event.user_id, closed);
             if user.knows(&event.event_id) {
                 self.duplicates += 1;
+                return;
+            }
+            if event.ts < watermark {
+                late.push(LateEvent { event, watermark });
                 return;
             }
             // Something is pending now, so the user stays; only its timer may move earlier.
@@ -343,6 +345,8 @@ impl ShardSessions {
                     timers.push(Reverse((due, user.pending[at].user_id.clone())));
                 }
             }
+        } else if event.ts < watermark {
+            late.push(LateEvent { event, watermark });
         } else {
             let mut user = UserSessions::default();
             let user_id = event.user_id.clone();

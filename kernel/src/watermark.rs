@@ -101,8 +101,13 @@ impl Watermark {
                 if latest == NO_TIME {
                     return;
                 }
-                let last_seen = self.seen.values().copied().max().unwrap_or(now_ms);
-                latest - self.lateness_ms + (now_ms - last_seen)
+                if self.finished.len() < self.high.len() {
+                    // idle, not ended: time goes on at wall-clock speed
+                    let last_seen = self.seen.values().copied().max().unwrap_or(now_ms);
+                    latest - self.lateness_ms + (now_ms - last_seen)
+                } else {
+                    latest - self.lateness_ms // every partition ended: nothing moves time on
+                }
             }
         };
         if candidate > self.value {

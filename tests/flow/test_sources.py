@@ -79,3 +79,40 @@ def test_resume_continues_after_the_last_batch(tmp_path: Path) -> None:
         part.close()
     assert first.values + rest == [b"%d" % i for i in range(1, 301)]
     assert offsets == list(range(len(first.values) + 1, 301))
+
+
+def test_hidden_files_in_an_input_directory_are_not_partitions(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_bytes(b"{}\n")
+    (tmp_path / ".a.jsonl").write_bytes(b"{}\n")  # e.g. an editor's or rsync's temporary
+    (tmp_path / "notes.txt").write_bytes(b"x\n")
+    assert JsonLinesSource(tmp_path).list_parts() == ["file:a.jsonl"]
+
+
+def test_a_subdirectory_named_jsonl_is_one_configuration_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from dataflows.settings import SettingsError, load_settings
+
+    (tmp_path / "a.jsonl").write_bytes(b"{}\n")
+    (tmp_path / "x.jsonl").mkdir()
+    with pytest.raises(SettingsError) as error:
+        load_settings(input=tmp_path)
+    assert "PROMO_INPUT:" in str(error.value.code) and "x.jsonl is not a regular file" in str(
+        error.value.code)
+    env = {**os.environ, "PROMO_INPUT": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-m", "bytewax.run", "dataflows.promotions"], env=env,
+                         capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode != 0
+    assert run.stderr.strip().count("\n") == 0 and "Traceback" not in run.stderr
+    assert "PROMO_INPUT" in run.stderr and "x.jsonl" in run.stderr
+
+
+def test_a_directory_of_only_hidden_files_is_refused(tmp_path: Path) -> None:
+    from dataflows.settings import SettingsError, load_settings
+
+    (tmp_path / ".a.jsonl").write_bytes(b"{}\n")
+    with pytest.raises(SettingsError, match="no \\*.jsonl files"):
+        load_settings(input=tmp_path)

@@ -157,3 +157,33 @@ def test_unreachable_broker_is_a_clear_configuration_error(topic_factory) -> Non
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("session-promotions: invalid configuration: cannot reach Kafka at 127.0.0.1:1")
+
+
+@pytest.mark.kafka
+def test_a_future_timestamp_is_dead_lettered_and_later_events_are_on_time(
+        kafka_bootstrap, topic_factory) -> None:
+    """Issue 14: a clock-skewed producer's event (a day ahead of the wall clock) goes to the DLQ
+    as future_timestamp and does not move event time, so the events after it are not late."""
+    import time
+
+    topics = {"cart": topic_factory(1), "out": topic_factory(1), "dlq": topic_factory(1),
+              "late": topic_factory(1)}
+    base = 1_767_225_600_000
+    events = [{"event_id": f"e{i}", "user_id": "u1", "type": "add_to_cart", "ts": base + i * 60_000,
+               "source": "cart", "product_id": f"p{i}"} for i in range(10)]
+    skewed = orjson.dumps({"event_id": "skewed", "user_id": "u9", "type": "login",
+                           "ts": int(time.time() * 1000) + 86_400_000, "source": "auth"})
+    values = [orjson.dumps(e) for e in events]
+    values.insert(5, skewed)
+    produce(kafka_bootstrap, topics["cart"], values, 1)
+    env = env_for(kafka_bootstrap, {**topics, "auth": topics["cart"]},
+                  PROMO_KAFKA_INPUT_TOPICS=topics["cart"], PROMO_MAX_FUTURE_SECONDS="3600")
+    (result,) = run_dataflow(env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (dead,) = drain(kafka_bootstrap, topics["dlq"])
+    assert dead.value() == skewed and headers(dead)["dlq.reason"] == b"future_timestamp"
+    assert b"more than 3600 s ahead of the wall clock" in headers(dead)["dlq.detail"]
+    assert drain(kafka_bootstrap, topics["late"]) == []
+    (notification,) = drain(kafka_bootstrap, topics["out"])
+    value = orjson.loads(notification.value())
+    assert value["session"]["events"] == 10 and value["products"] == [f"p{i}" for i in range(10)]

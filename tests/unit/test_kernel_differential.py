@@ -16,6 +16,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dataflows import kernel_engine
+from promotion.decoding import FutureLimit
 from promotion.events import Event
 from promotion.records import dead_letter_line, late_record
 from promotion.routing import decode_batch, shard_keys
@@ -144,6 +145,8 @@ def scripts(draw: st.DrawFn) -> tuple[list[tuple], SessionConfig]:
         if draw(st.booleans()):
             record["ts"] = format_ms(record["ts"]).replace("Z", draw(st.sampled_from(["Z", "z"])))
         line = orjson.dumps(record)
+        if events and draw(st.integers(0, 14)) == 0:
+            line = draw(st.sampled_from(events))  # an exact retry, maybe behind the watermark
         events.append(draw(st.sampled_from(BAD)) if draw(st.integers(0, 19)) == 0 else line)
     steps: list[tuple] = []
     now = 0
@@ -165,7 +168,8 @@ def scripts(draw: st.DrawFn) -> tuple[list[tuple], SessionConfig]:
             steps.append(("restore", draw(st.sampled_from(sorted(ENGINES)))))
         elif choice == 2:
             steps.append(("rules", draw(st.sampled_from(sorted(RULE_SETS)))))
-    return steps, config, partitions
+    future_ms = draw(st.sampled_from([0, 0, 2_000, 30_000]))  # the future-timestamp guard
+    return steps, config, partitions, future_ms
 
 
 def _step(key: str, step, rejects: list[bytes] | None = None) -> tuple:
@@ -175,7 +179,7 @@ def _step(key: str, step, rejects: list[bytes] | None = None) -> tuple:
 
 
 def play(engine: str, steps: list[tuple], config: SessionConfig, partitions: list[str],
-         shards: int = 2, rules: str = "curious") -> list[tuple]:
+         shards: int = 2, rules: str = "curious", future_ms: int = 0) -> list[tuple]:
     """Run a script; return every step's output: records as bytes, decisions, closed sessions."""
     factory, split = ENGINES[engine]
     keys = shard_keys(shards)
@@ -187,7 +191,8 @@ def play(engine: str, steps: list[tuple], config: SessionConfig, partitions: lis
     for step in steps:
         if step[0] == "batch":
             _, partition, lines, now, final = step
-            decoded = split(partition, lines, keys, 65_536, final)
+            future = FutureLimit(now, future_ms) if future_ms else None
+            decoded = split(partition, lines, keys, 65_536, final, future)
             rejects = [dead_letter_line(partition, offsets[partition] + r.index, r).value
                        for r in decoded.rejected]
             offsets[partition] += len(lines)
@@ -213,9 +218,9 @@ def play(engine: str, steps: list[tuple], config: SessionConfig, partitions: lis
 @settings(max_examples=400, deadline=None)
 @given(scripts(), st.integers(1, 3))
 def test_kernel_outputs_equal_the_specification(script, shards: int) -> None:
-    steps, config, partitions = script
-    assert play("kernel", steps, config, partitions, shards) == play(
-        "python", steps, config, partitions, shards)
+    steps, config, partitions, future_ms = script
+    assert play("kernel", steps, config, partitions, shards, future_ms=future_ms) == play(
+        "python", steps, config, partitions, shards, future_ms=future_ms)
 
 
 def test_the_scripts_exercise_what_they_claim() -> None:
@@ -268,3 +273,21 @@ def test_events_roundtrip_through_the_kernel_unchanged() -> None:
     decoded.accept(0, event)
     (work,) = decoded.split("p", 1, False)
     assert work.events() == [tuple(event)]
+
+
+def test_retries_behind_the_watermark_and_future_timestamps_are_exercised() -> None:
+    """Guard for the new cases: exact retries behind the watermark while open are duplicates in
+    both engines, and a ts beyond the future limit is dead-lettered alike."""
+    lines = [orjson.dumps({"event_id": f"e{i}", "user_id": USERS[i % 2], "type": "product_view",
+                           "ts": 1_000 + i * 300, "source": "t", "product_id": "p1"})
+             for i in range(20)]
+    lines += [lines[15], lines[17], orjson.dumps({"event_id": "f", "user_id": "a", "ts": 10**9,
+                                                  "type": "login", "source": "t"})]
+    steps = [("batch", "p", lines[i : i + 5], 1_000 + i * 300, False)
+             for i in range(0, len(lines), 5)]
+    out = play("kernel", steps, SessionConfig(gap_ms=1_000), ["p"], future_ms=60_000)
+    assert out == play("python", steps, SessionConfig(gap_ms=1_000), ["p"], future_ms=60_000)
+    assert sum(c[-2][1] for c in out if len(c) == 8) == 2  # both retries dropped as repeats
+    assert sum(len(o[4]) for o in out) == 0  # none of them late
+    (reject,) = [r for o in out for r in o[5]]
+    assert orjson.loads(reject)["reason"] == "future_timestamp"

@@ -52,6 +52,10 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
         ("PROMO_GAP_SECONDS", "1e12", "PROMO_GAP_SECONDS: Input should be less than or equal to 315360000"),
         ("PROMO_ALLOWED_LATENESS_SECONDS", "4e8", "PROMO_ALLOWED_LATENESS_SECONDS"),
         ("PROMO_IDLE_TIMEOUT_SECONDS", "4e8", "PROMO_IDLE_TIMEOUT_SECONDS"),
+        ("PROMO_MAX_FUTURE_SECONDS", "-1", "PROMO_MAX_FUTURE_SECONDS: Input should be greater than or equal to 0"),
+        ("PROMO_MAX_FUTURE_SECONDS", "0.0001", "PROMO_MAX_FUTURE_SECONDS: must be 0 (off) or at least 0.001"),
+        ("PROMO_MAX_FUTURE_SECONDS", "inf", "PROMO_MAX_FUTURE_SECONDS: Input should be a finite number"),
+        ("PROMO_MAX_FUTURE_SECONDS", "4e8", "PROMO_MAX_FUTURE_SECONDS: Input should be less than or equal to 315360000"),
     ],
 )
 def test_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str,
@@ -60,6 +64,15 @@ def test_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str
     with pytest.raises(SettingsError) as error:
         load_settings()
     assert message in str(error.value.code)
+
+
+def test_future_guard_defaults_to_an_hour_and_0_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROMO_MAX_FUTURE_SECONDS", raising=False)
+    assert load_settings().max_future_ms == 3_600_000
+    monkeypatch.setenv("PROMO_MAX_FUTURE_SECONDS", "0")
+    assert load_settings().max_future_ms == 0
+    monkeypatch.setenv("PROMO_MAX_FUTURE_SECONDS", "1.5")
+    assert load_settings().max_future_ms == 1_500
 
 
 def test_bad_configuration_fails_fast_with_one_line(tmp_path: Path) -> None:
