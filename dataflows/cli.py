@@ -251,7 +251,7 @@ def parser() -> argparse.ArgumentParser:
     query.add_argument("--summary", action="store_true",
                        help="open users and sessions per shard, event time, rules version")
     state.add_argument("--json", action="store_true", help="print one JSON document")
-    state.add_argument("--gap-seconds", type=setting("gap_seconds"), default=None,
+    state.add_argument("--gap-seconds", type=float, default=None,  # checked by state_query
                        help="session gap (default: PROMO_GAP_SECONDS, else 300)")
     state.set_defaults(run=_state)
     return top

@@ -84,8 +84,12 @@ def default_wiring(settings: Settings) -> Wiring:
         return kafka_wiring(settings)
     source = JsonLinesSource(settings.input, settings.batch_size)
     fresh = not recovery_enabled()
-    for target in (settings.output, settings.rejects_output, settings.late_output):
-        prepare_file(target, fresh)
+    for name in ("output", "rejects_output", "late_output"):
+        target = getattr(settings, name)
+        try:  # here, not in the run: Bytewax would report it as a step failure with a traceback
+            prepare_file(target, fresh)
+        except OSError as error:
+            raise SettingsError(f"PROMO_{name.upper()}: cannot write {target!r}: {error.strerror}") from None
     return Wiring(
         source=source,
         partitions=source.list_parts(),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -136,10 +139,12 @@ class Settings(BaseSettings):
         return [t.strip() for t in self.kafka_input_topics.split(",") if t.strip()]
 
     def kafka_common(self) -> dict[str, Any]:
-        """librdkafka settings shared by consumers, producers and the admin client."""
+        """librdkafka settings shared by consumers, producers and the admin client. librdkafka's
+        own log lines go through Python logging (to stderr), not straight to the process's fd 2."""
         config: dict[str, Any] = {
             "bootstrap.servers": self.kafka_bootstrap_servers,
             "security.protocol": self.kafka_security_protocol,
+            "logger": logging.getLogger("librdkafka"),
         }
         optional = {
             "sasl.mechanism": self.kafka_sasl_mechanism,
@@ -193,6 +198,24 @@ def load_settings(**overrides: object) -> Settings:
             shown = "hidden" if secret else repr(item.get("input"))
             problems.append(f"{name}: {message} (got {shown})")
         raise SettingsError("; ".join(problems)) from None
+
+
+#: `PROMO_*` variables that are not settings but are read by the image's entrypoint.
+ENTRYPOINT_VARIABLES = ("PROMO_RECOVERY_PARTITIONS",)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning per `PROMO_*` variable that no setting reads (a misspelling is otherwise
+    silently ignored), naming the closest known variable when there is one."""
+    known = [f"PROMO_{name.upper()}" for name in Settings.model_fields] + list(ENTRYPOINT_VARIABLES)
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith("PROMO_") or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        warnings.append(f"session-promotions: warning: {name} is not a setting and is ignored{hint}")
+    return warnings
 
 
 def load_rules_or_exit(path: Path) -> CompiledRules:
