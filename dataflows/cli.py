@@ -179,6 +179,23 @@ def _state(args: argparse.Namespace) -> int:
     return 0
 
 
+def _topics_create(args: argparse.Namespace) -> int:
+    """The service's topics, from the same PROMO_* settings it runs with."""
+    from dataflows.settings import load_settings
+    from dataflows.topics import TopicsError, create_topics, service_topics
+
+    settings = load_settings()
+    try:
+        outcome = create_topics(settings.kafka_common(), service_topics(settings), args.partitions,
+                                args.replication_factor, args.timeout)
+    except TopicsError as error:
+        print(error, file=sys.stderr)
+        return 1
+    for name, result in outcome.items():
+        print(f"{name}: {result}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = Parser(prog="promotions", description=__doc__,
                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -254,6 +271,22 @@ def parser() -> argparse.ArgumentParser:
     state.add_argument("--gap-seconds", type=float, default=None,  # checked by state_query
                        help="session gap (default: PROMO_GAP_SECONDS, else 300)")
     state.set_defaults(run=_state)
+
+    topics = commands.add_parser("topics", help="the Kafka topics the service reads and writes")
+    topics_commands = topics.add_subparsers(dest="topics_command", required=True)
+    create = topics_commands.add_parser(
+        "create", help="create the input, notifications, dead-letter and late topics (idempotent)",
+        description="Brokers and topic names come from the service's settings "
+                    "(PROMO_KAFKA_BOOTSTRAP_SERVERS, PROMO_KAFKA_*_TOPIC(S)); existing topics are "
+                    "left as they are.")
+    create.add_argument("--partitions", type=integer(1), default=3,
+                        help="partitions of each new topic (default 3); input partitions bound "
+                             "the workers that read")
+    create.add_argument("--replication-factor", type=integer(1), default=1,
+                        help="replicas of each new topic (default 1; 3 in production)")
+    create.add_argument("--timeout", type=positive_number, default=30.0,
+                        help="seconds to wait for the brokers (default 30)")
+    create.set_defaults(run=_topics_create)
     return top
 
 
