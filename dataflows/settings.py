@@ -34,8 +34,9 @@ class Settings(BaseSettings):
 
     input: Path = Field(DEFAULT_SAMPLE, description="JSON-lines file, or directory of *.jsonl files")
     output: str = Field("-", description="notifications: file path, or - for stdout")
-    rejects_output: str = Field("stderr", description="rejected records: path, -, or stderr")
-    late_output: str = Field("stderr", description="late events: path, -, or stderr")
+    # Records never share a stream with log lines by default: stderr is for people.
+    rejects_output: str = Field("rejects.jsonl", description="rejected records: path, -, or stderr")
+    late_output: str = Field("late.jsonl", description="late events: path, -, or stderr")
     # Times are kept in whole milliseconds: anything shorter than 1 ms is refused, not rounded to 0.
     # At most ten years, so that event-time arithmetic stays within 64-bit integers (the kernel).
     gap_seconds: Annotated[float, Field(ge=0.001, le=TEN_YEARS_S, allow_inf_nan=False)] = 300.0
