@@ -2,9 +2,12 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Bytewax 0.21.1 ships wheels for CPython <= 3.12 only.
-PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
-	if command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(not (3,11) <= sys.version_info[:2] < (3,13))' 2>/dev/null; then echo $$p; break; fi; done)
+# Bytewax 0.21.1 ships wheels for CPython <= 3.12 only. Probed once, quietly: a pyenv shim for a
+# version that is not installed prints "command not found" (on stdout or stderr) and fails.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell for p in python3.12 python3.11 python3; do \
+	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3,11) <= sys.version_info[:2] < (3,13))' >/dev/null 2>&1 </dev/null; then echo $$p; break; fi; done)
+endif
 STAMP := $(VENV)/.installed
 # The Rust kernel (kernel/, Python module promotions_kernel), built by maturin (pinned in
 # kernel/pyproject.toml, fetched from PyPI by pip) with the machine's cargo and the committed

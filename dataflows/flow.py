@@ -94,8 +94,12 @@ def default_wiring(settings: Settings) -> Wiring:
         return kafka_wiring(settings)
     source = JsonLinesSource(settings.input, settings.batch_size)
     fresh = not recovery_enabled()
-    for target in (settings.output, settings.rejects_output, settings.late_output):
-        prepare_file(target, fresh)
+    for name in ("output", "rejects_output", "late_output"):
+        target = getattr(settings, name)
+        try:  # here, not in the run: Bytewax would report it as a step failure with a traceback
+            prepare_file(target, fresh)
+        except OSError as error:
+            raise SettingsError(f"PROMO_{name.upper()}: cannot write {target!r}: {error.strerror}") from None
     return Wiring(
         source=source,
         partitions=source.list_parts(),
@@ -116,7 +120,7 @@ def kafka_wiring(settings: Settings) -> Wiring:
         out_partitions = {topic: len(list_partitions(settings.kafka_common(), [topic]))
                           for topic in outputs.values()}
     except KafkaUnavailable as error:
-        raise SettingsError(f"{error} (create the topics first: see README, Kafka)") from None
+        raise SettingsError(f"{error} (create the topics first: `promotions topics create`)") from None
     producer = settings.kafka_producer()
     sinks: dict[str, Sink[Any]]
     keyed: dict[str, Callable[[Any], list[Any]]] = {}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,8 +35,9 @@ class Settings(BaseSettings):
 
     input: Path = Field(DEFAULT_SAMPLE, description="JSON-lines file, or directory of *.jsonl files")
     output: str = Field("-", description="notifications: file path, or - for stdout")
-    rejects_output: str = Field("stderr", description="rejected records: path, -, or stderr")
-    late_output: str = Field("stderr", description="late events: path, -, or stderr")
+    # Records never share a stream with log lines by default: stderr is for people.
+    rejects_output: str = Field("rejects.jsonl", description="rejected records: path, -, or stderr")
+    late_output: str = Field("late.jsonl", description="late events: path, -, or stderr")
     # Times are kept in whole milliseconds: anything shorter than 1 ms is refused, not rounded to 0.
     # At most ten years, so that event-time arithmetic stays within 64-bit integers (the kernel).
     gap_seconds: Annotated[float, Field(ge=0.001, le=TEN_YEARS_S, allow_inf_nan=False)] = 300.0
@@ -147,10 +151,12 @@ class Settings(BaseSettings):
         return [t.strip() for t in self.kafka_input_topics.split(",") if t.strip()]
 
     def kafka_common(self) -> dict[str, Any]:
-        """librdkafka settings shared by consumers, producers and the admin client."""
+        """librdkafka settings shared by consumers, producers and the admin client. librdkafka's
+        own log lines go through Python logging (to stderr), not straight to the process's fd 2."""
         config: dict[str, Any] = {
             "bootstrap.servers": self.kafka_bootstrap_servers,
             "security.protocol": self.kafka_security_protocol,
+            "logger": logging.getLogger("librdkafka"),
         }
         optional = {
             "sasl.mechanism": self.kafka_sasl_mechanism,
@@ -209,6 +215,24 @@ def load_settings(**overrides: object) -> Settings:
             shown = "hidden" if secret else repr(item.get("input"))
             problems.append(f"{name}: {message} (got {shown})")
         raise SettingsError("; ".join(problems)) from None
+
+
+#: `PROMO_*` variables that are not settings but are read by the image's entrypoint.
+ENTRYPOINT_VARIABLES = ("PROMO_RECOVERY_PARTITIONS",)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning per `PROMO_*` variable that no setting reads (a misspelling is otherwise
+    silently ignored), naming the closest known variable when there is one."""
+    known = [f"PROMO_{name.upper()}" for name in Settings.model_fields] + list(ENTRYPOINT_VARIABLES)
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith("PROMO_") or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        warnings.append(f"session-promotions: warning: {name} is not a setting and is ignored{hint}")
+    return warnings
 
 
 def load_rules_or_exit(path: Path) -> CompiledRules:

@@ -4,8 +4,9 @@
 #
 # 1. With BYTEWAX_RECOVERY_DIRECTORY set, create the recovery partitions on the first start and
 #    default the snapshot/backup intervals that `bytewax.run` insists on.
-# 2. `exec` the dataflow, so Python is PID 1 and gets the stop signal (the image sets SIGINT,
-#    which Bytewax handles as a clean shutdown; SIGTERM would kill it without one).
+# 2. Default the rejected and late records' files to the image's volume (see below).
+# 3. `exec` the dataflow, so Python is PID 1 and gets the stop signal. SIGINT (the image's) and
+#    SIGTERM (Kubernetes) both stop it cleanly: one line, exit 0 (dataflows/shutdown.py).
 #
 # Process id, addresses, workers and the API server are read by `bytewax.run` itself from the
 # BYTEWAX_* variables; the service's own settings from PROMO_* (dataflows/settings.py).
@@ -58,6 +59,15 @@ init_recovery() {
     mv "$scratch"/part-* "$dir"/
     rmdir "$scratch"
 }
+
+# Rejected and late records default to rejects.jsonl and late.jsonl in the working directory,
+# which is read-only in the image: there they go to its writable volume instead.
+if [ -z "${PROMO_REJECTS_OUTPUT:-}" ] && [ -d /var/lib/promotions ] && [ -w /var/lib/promotions ]; then
+    export PROMO_REJECTS_OUTPUT=/var/lib/promotions/rejects.jsonl
+fi
+if [ -z "${PROMO_LATE_OUTPUT:-}" ] && [ -d /var/lib/promotions ] && [ -w /var/lib/promotions ]; then
+    export PROMO_LATE_OUTPUT=/var/lib/promotions/late.jsonl
+fi
 
 if [ -n "${BYTEWAX_RECOVERY_DIRECTORY:-}" ]; then
     init_recovery "$BYTEWAX_RECOVERY_DIRECTORY"

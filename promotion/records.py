@@ -7,10 +7,12 @@ headers used) or to a JSON-lines file (value only).
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import NamedTuple
 
 import orjson
 
+from promotion.decoding import OVERSIZED
 from promotion.events import EVENT_ID, USER_ID, event_to_dict
 from promotion.routing import RejectedRecord
 from promotion.shard import LateEvent
@@ -32,6 +34,23 @@ def notification_record(notification: dict) -> OutRecord:
     )
 
 
+#: An oversized record is dead-lettered as its first bytes only (with its size and digest): a
+#: 50 MB line must not become a 50 MB reject, and the prefix is enough to find and judge it.
+KEPT_BYTES = 1024
+
+
+def _kept(record: RejectedRecord) -> tuple[bytes, dict[str, object]]:
+    """The bytes a dead letter carries and, when cut, what identifies the whole record."""
+    raw = record.raw
+    if record.rejection[0] != OVERSIZED or len(raw) <= KEPT_BYTES:
+        return raw, {}
+    end = KEPT_BYTES
+    while end > KEPT_BYTES - 4 and raw[end] & 0xC0 == 0x80:  # not inside a UTF-8 character
+        end -= 1
+    digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
+    return raw[:end], {"size": len(raw), "blake2b": digest, "truncated": True}
+
+
 def _dead_letter_headers(partition: str, offset: int, record: RejectedRecord) -> list[tuple[str, bytes]]:
     reason, detail, field = record.rejection
     topic, _, number = partition.rpartition("/")
@@ -49,12 +68,18 @@ def _dead_letter_headers(partition: str, offset: int, record: RejectedRecord) ->
 
 
 def dead_letter_raw(partition: str, offset: int, record: RejectedRecord) -> OutRecord:
-    """For a dead-letter topic: the original bytes untouched, the reason and origin in headers."""
-    return OutRecord(None, record.raw, _dead_letter_headers(partition, offset, record))
+    """For a dead-letter topic: the original bytes untouched, the reason and origin in headers.
+    An oversized record: its first KEPT_BYTES, with headers dlq.size and dlq.blake2b."""
+    raw, cut = _kept(record)
+    headers = _dead_letter_headers(partition, offset, record)
+    if cut:
+        headers += [("dlq.size", str(cut["size"]).encode()), ("dlq.blake2b", str(cut["blake2b"]).encode())]
+    return OutRecord(None, raw, headers)
 
 
 def dead_letter_line(partition: str, offset: int, record: RejectedRecord) -> OutRecord:
-    """For a file: one JSON line carrying the reason, the origin and the record itself."""
+    """For a file: one JSON line carrying the reason, the origin and the record itself (an
+    oversized one: its first KEPT_BYTES, plus `size`, `blake2b` and `truncated`)."""
     reason, detail, field = record.rejection
     out: dict[str, object] = {
         "kind": "rejected",
@@ -64,10 +89,12 @@ def dead_letter_line(partition: str, offset: int, record: RejectedRecord) -> Out
         "partition": partition,
         "offset": offset,
     }
+    raw, cut = _kept(record)
     try:
-        out["raw"] = record.raw.decode("utf-8")
+        out["raw"] = raw.decode("utf-8")
     except UnicodeDecodeError:
-        out["raw_base64"] = base64.b64encode(record.raw).decode("ascii")
+        out["raw_base64"] = base64.b64encode(raw).decode("ascii")
+    out.update(cut)
     return OutRecord(None, orjson.dumps(out), _dead_letter_headers(partition, offset, record))
 
 

@@ -10,6 +10,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import orjson
+
 from promotion.facts import SessionFacts
 from promotion.pipeline import notifications_for, run_offline
 from promotion.rules import CompiledRules
@@ -63,6 +65,14 @@ def _decisions(closed: list[SessionFacts], rules: CompiledRules) -> dict[tuple, 
     return out
 
 
+def _as_json(decision: tuple | None) -> dict[str, object] | None:
+    """A decision as the notification fields a user reads in the outputs (None: no notification)."""
+    if decision is None:
+        return None
+    action, rule, products = decision
+    return {"action": action, "rule": rule, "products": list(products)}
+
+
 def replay(lines: Iterable[bytes], config: SessionConfig, baseline: CompiledRules,
            candidate: CompiledRules, *, shards: int = 64, samples: int = 10) -> ReplayReport:
     counted: list[int] = [0]
@@ -78,7 +88,7 @@ def replay(lines: Iterable[bytes], config: SessionConfig, baseline: CompiledRule
     before, after = _decisions(result.closed, baseline), _decisions(result.closed, candidate)
     changed_keys = sorted(k for k in before if before[k] != after[k])
     sample_rows = [{"user_id": k[0], "session_start": k[1], "first_event_id": k[2],
-                    "baseline": before[k], "candidate": after[k]}
+                    "baseline": _as_json(before[k]), "candidate": _as_json(after[k])}
                    for k in changed_keys[:samples]]
     return ReplayReport(counted[0], len(result.closed), old, new, len(changed_keys), sample_rows)
 
@@ -97,5 +107,6 @@ def render(report: ReplayReport) -> str:
                          f"{getattr(report.candidate, key)[name]:>16}")
     lines.append(f"sessions decided differently: {report.changed}")
     for row in report.samples:
-        lines.append(f"  {row['user_id']} @ {row['session_start']}: {row['baseline']} -> {row['candidate']}")
+        lines.append(f"  {row['user_id']} @ {row['session_start']}: "
+                     f"{orjson.dumps(row['baseline']).decode()} -> {orjson.dumps(row['candidate']).decode()}")
     return "\n".join(lines)

@@ -114,3 +114,16 @@ def test_existing_partitions_are_left_alone(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert calls.read_text().splitlines() == ["-m bytewax.run other.module:flow"]
     assert (recovery / "part-0.sqlite3").read_bytes() == b"state"
+
+
+def test_records_default_to_files_not_stderr(tmp_path: Path) -> None:
+    """Without PROMO_REJECTS_OUTPUT / PROMO_LATE_OUTPUT, records go to files in the working
+    directory (in the image: its volume); stderr keeps only what is meant for people."""
+    env = base_env(tmp_path)
+    del env["PROMO_REJECTS_OUTPUT"], env["PROMO_LATE_OUTPUT"]
+    done = run("sh", env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert '{"kind"' not in done.stderr
+    assert json.loads((tmp_path / "rejects.jsonl").read_text())["reason"] == "not_json"
+    late = [json.loads(line) for line in (tmp_path / "late.jsonl").read_text().splitlines()]
+    assert {e["event"]["event_id"] for e in late} == {"e3", "e4"}  # behind e2's time by > 10 s

@@ -11,6 +11,10 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from promotion.decoding import decode_event
+from promotion.records import dead_letter_raw
+from promotion.routing import RejectedRecord
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -61,6 +65,11 @@ def topic_size(bootstrap: str, topic: str) -> int:
                    for p in parts)
     finally:
         consumer.close()
+
+
+def dead_lettered(line: bytes) -> bytes:
+    """The dead-letter topic's value for a malformed input record (oversized ones are cut)."""
+    return dead_letter_raw("topic/0", 0, RejectedRecord(0, line, decode_event(line))).value
 
 
 def free_port() -> int:

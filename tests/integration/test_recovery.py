@@ -26,7 +26,7 @@ from promotion.pipeline import run_offline
 from promotion.rules import DEFAULT_RULES_PATH, load_rules
 from promotion.shard import SessionConfig
 from tests.integration.cluster import Cluster, committed_epoch, init_recovery, wait_for_new_snapshot
-from tests.integration.kafka_helpers import drain, produce, topic_size
+from tests.integration.kafka_helpers import dead_lettered, drain, produce, topic_size
 
 pytestmark = pytest.mark.kafka
 LATENESS_S = 10
@@ -46,7 +46,7 @@ def dataset(events: int) -> Dataset:
                                           duplicate_rate=0.01, bad_rate=0.01)))
     result = run_offline(lines, SessionConfig(lateness_ms=LATENESS_S * 1000),
                          load_rules(DEFAULT_RULES_PATH))
-    bad = Counter(line for line in lines if not isinstance(decode_event(line), Event))
+    bad = Counter(dead_lettered(line) for line in lines if not isinstance(decode_event(line), Event))
     return Dataset(lines, frozenset(n["notification_id"] for n in result.notifications), bad)
 
 
