@@ -127,6 +127,8 @@ def _replay(args: argparse.Namespace) -> int:
 def _recovery_init(args: argparse.Namespace) -> int:
     from bytewax.recovery import init_db_dir
 
+    from dataflows.kafka_exactly_once import StartOffsets
+
     directory: Path = args.directory
     if directory.exists() and any(directory.glob("part-*.sqlite3")):
         print(f"{directory} already holds recovery partitions; their number is fixed", file=sys.stderr)
@@ -136,6 +138,8 @@ def _recovery_init(args: argparse.Namespace) -> int:
     except OSError as error:
         raise CommandError(f"cannot create {directory}: {error.strerror}") from None
     init_db_dir(directory, args.partitions)
+    # Where an earlier store's Kafka sinks started: meaningless for the new one.
+    shutil.rmtree(directory / StartOffsets.DIRECTORY, ignore_errors=True)
     print(f"created {args.partitions} recovery partitions in {directory}")
     return 0
 

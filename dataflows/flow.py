@@ -115,6 +115,10 @@ def kafka_wiring(settings: Settings) -> Wiring:
     """Input topics merged into one stream; notifications, dead letters and late events to topics."""
     outputs = {"notifications": settings.kafka_notifications_topic,
                "rejects": settings.kafka_dlq_topic, "late": settings.kafka_late_topic}
+    if settings.kafka_exactly_once and len(set(outputs.values())) < len(outputs):
+        raise SettingsError("PROMO_KAFKA_NOTIFICATIONS_TOPIC, PROMO_KAFKA_DLQ_TOPIC and "
+                            "PROMO_KAFKA_LATE_TOPIC must be three different topics (each output "
+                            "partition has one writer)")
     try:
         partitions = list_partitions(settings.kafka_common(), settings.input_topics)
         out_partitions = {topic: len(list_partitions(settings.kafka_common(), [topic]))

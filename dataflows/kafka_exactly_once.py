@@ -41,7 +41,7 @@ def partition_of(record: OutRecord, partitions: int) -> int:
     """librdkafka's `consistent` partitioner (CRC32 of the key, its default for keyed records);
     records without a key (dead letters) go by their id, so a replay lands where the original did."""
     key = record.key if record.key is not None else record_id(record.headers)
-    return zlib.crc32(key) % partitions
+    return zlib.crc32(key or b"") % partitions
 
 
 def by_output_partition(topic: str, partitions: int):
@@ -80,7 +80,7 @@ class ReplayFilter:
         kept = []
         for record in records:
             ident = record_id(record.headers)
-            left = pending.get(ident, 0)
+            left = pending.get(ident, 0) if ident is not None else 0
             if left:
                 self._matched = True
                 if left == 1:
@@ -116,12 +116,12 @@ def read_written_ids(config: dict[str, Any], topic: str, partition: int, start: 
             log.warning("%s/%d: %d records written after the snapshot were deleted by retention; "
                         "their replays are written again", topic, partition, low - start)
         consumer.assign([TopicPartition(topic, partition, max(start, low))])
-        deadline = time.monotonic() + timeout
         position = max(start, low)
+        deadline = time.monotonic() + timeout  # moved on whenever a record arrives
         while position < high:
             if time.monotonic() > deadline:
                 raise KafkaUnavailable(f"reading back {topic}/{partition} from offset {start} "
-                                       f"to {high} did not finish within {timeout}s")
+                                       f"to {high}: no progress for {timeout}s at {position}")
             for message in consumer.consume(10_000, 1.0):
                 error = message.error()
                 if error is not None:
@@ -132,8 +132,10 @@ def read_written_ids(config: dict[str, Any], topic: str, partition: int, start: 
                         raise KafkaUnavailable(f"reading back {topic}/{partition} failed: {error}")
                     continue
                 position = message.offset() + 1
-                if position <= high:
-                    ids[record_id(message.headers() or [])] += 1
+                deadline = time.monotonic() + timeout
+                ident = record_id(message.headers() or [])
+                if ident is not None and position <= high:  # None: not one of ours
+                    ids[ident] += 1
         return ids, high
     finally:
         consumer.close()
@@ -147,8 +149,11 @@ class StartOffsets:
     before the partition's first record, never moved afterwards.
     """
 
+    #: Inside the recovery directory; a new store (`promotions recovery init`) starts without it.
+    DIRECTORY = "output-start-offsets"
+
     def __init__(self, recovery_dir: Path | None) -> None:
-        self._dir = None if recovery_dir is None else Path(recovery_dir) / "output-start-offsets"
+        self._dir = None if recovery_dir is None else Path(recovery_dir) / self.DIRECTORY
 
     def _path(self, part: str) -> Path:
         assert self._dir is not None
@@ -165,7 +170,7 @@ class StartOffsets:
     def record(self, part: str, offset: int) -> None:
         if self._dir is None:
             return
-        self._dir.mkdir(exist_ok=True)
+        self._dir.mkdir(parents=True, exist_ok=True)
         path = self._path(part)
         staged = path.with_suffix(".tmp")
         with staged.open("w") as file:
@@ -173,6 +178,11 @@ class StartOffsets:
             file.flush()
             os.fsync(file.fileno())
         staged.replace(path)
+        directory = os.open(self._dir, os.O_RDONLY)  # the rename itself survives a power loss
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
 
 #: A sink partition's snapshot: the Kafka partition's end offset, and the ids written after an
@@ -199,10 +209,11 @@ class _ExactlyOncePartition(StatefulSinkPartition[list[OutRecord], SinkState]):
         written.update(carried)
         self._replays = ReplayFilter(written)
         self._next_offset = end
-        metrics.READBACK_SECONDS.labels(topic).set(time.monotonic() - began)
+        took = time.monotonic() - began
+        metrics.READBACK_SECONDS.labels(topic).set(took)
         if written:
-            log.warning("%s: %d records were written after the snapshot; their replays are dropped",
-                     part, sum(written.values()))
+            log.warning("%s: %d records were written after the snapshot (read back in %.3f s); "
+                        "their replays are dropped", part, written.total(), took)
         self._producer = Producer(producer_config)
 
     def _on_delivery(self, error: KafkaError | None, message: Any) -> None:

@@ -119,11 +119,15 @@ def late_record(late: LateEvent) -> OutRecord:
 _ID_HEADERS = ("notification_id", "late.id")
 
 
-def record_id(headers: list[tuple[str, bytes]]) -> bytes:
+def record_id(headers: list[tuple[str, bytes | None]]) -> bytes | None:
     """The deterministic id of an output record, from its headers: the same input replayed gives
-    the same id, which is how a resumed Kafka sink recognises what it already wrote."""
-    found = dict(headers)
+    the same id, which is how a resumed Kafka sink recognises what it already wrote. None for a
+    record without one (written by something else)."""
+    found = {name: value for name, value in headers if value is not None}
     for name in _ID_HEADERS:
         if name in found:
             return found[name]
-    return found.get("dlq.source.partition", b"") + b"@" + found.get("dlq.source.offset", b"")
+    partition, offset = found.get("dlq.source.partition"), found.get("dlq.source.offset")
+    if partition is None or offset is None:
+        return None
+    return partition + b"@" + offset

@@ -135,6 +135,19 @@ def test_a_missing_output_topic_is_one_line_at_start(kafka_bootstrap, topic_fact
 
 
 @pytest.mark.kafka
+def test_two_outputs_on_one_topic_are_refused(kafka_bootstrap, topic_factory) -> None:
+    shared = topic_factory(1)
+    topics = {"auth": topic_factory(1), "cart": topic_factory(1), "out": shared, "dlq": shared,
+              "late": topic_factory(1)}
+    (result,) = run_dataflow(env_for(kafka_bootstrap, topics), timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "session-promotions: invalid configuration: PROMO_KAFKA_NOTIFICATIONS_TOPIC, "
+        "PROMO_KAFKA_DLQ_TOPIC and PROMO_KAFKA_LATE_TOPIC must be three different topics (each "
+        "output partition has one writer)"]
+
+
+@pytest.mark.kafka
 @pytest.mark.parametrize("exactly_once", ["true", "false"])
 def test_delivery_failure_fails_the_run(kafka_bootstrap, topic_factory, exactly_once: str) -> None:
     """The broker refuses every notification (too large for the topic): the run fails loudly."""

@@ -51,6 +51,14 @@ def test_replay_matches_offline_runs_of_both_rule_sets(tmp_path: Path, capsys: p
     assert report["candidate"]["by_rule"].get("viewed (viewed)", 0) > 0
 
 
+def test_recovery_init_forgets_an_earlier_stores_output_start_offsets(tmp_path: Path) -> None:
+    stale = tmp_path / "rec" / "output-start-offsets"
+    stale.mkdir(parents=True)
+    (stale / "promotions.0").write_text("123")
+    assert main(["recovery", "init", str(tmp_path / "rec"), "2"]) == 0
+    assert not stale.exists() and len(list((tmp_path / "rec").glob("part-*.sqlite3"))) == 2
+
+
 def test_generate_and_recovery_init(tmp_path: Path) -> None:
     out = tmp_path / "e.jsonl"
     assert main(["generate", str(out), "--events", "100", "--bad-rate", "0.1"]) == 0

@@ -60,3 +60,19 @@ def test_ids_no_replay_matches_are_forgotten_after_quiet_snapshots() -> None:
         assert replays.at_snapshot() == {b"gone": 1}
         replays.fresh([note("other")])
     assert replays.at_snapshot() == {}
+
+
+def test_records_written_by_something_else_have_no_id() -> None:
+    assert record_id([]) is None
+    assert record_id([("dlq.source.partition", None), ("dlq.source.offset", b"3")]) is None
+    assert record_id([("notification_id", None), ("late.id", b"p/e1")]) == b"p/e1"
+    foreign = OutRecord(None, b"x", [])
+    assert partition_of(foreign, 2) == zlib.crc32(b"") % 2
+    assert ReplayFilter(Counter({b"a": 1})).fresh([foreign]) == [foreign]
+
+
+def test_carried_ids_merge_with_the_read_back() -> None:
+    read_back = Counter({b"a": 1})
+    read_back.update({b"a": 1, b"b": 1})  # as _ExactlyOncePartition merges a snapshot's pending
+    replays = ReplayFilter(read_back)
+    assert replays.fresh([note("a"), note("a"), note("a"), note("b")]) == [note("a")]
