@@ -40,7 +40,7 @@ from typing import Any
 
 import orjson
 
-from bench import datasets, decode_bench, kafka_bench, stages
+from bench import datasets, decode_bench, exactly_once, kafka_bench, stages
 from bench.common import (
     PY,
     ROOT,
@@ -474,6 +474,10 @@ def kafka(cfg: Config, tmp: Path, source: datasets.Dataset, open_users: datasets
                     "job's produce() of the notification (Kafka CreateTime); rules: the default "
                     "rules plus a last rule so that every logout-closed session notifies",
         }
+        log("kafka: exactly-once on and off (resume after kill -9, latency)")
+        out["exactly_once"] = exactly_once.measure(bootstrap, topics, input_topic, template.path,
+                                                   _latency_rules(tmp), cfg.latency_rate,
+                                                   cfg.latency_window_s)
     return out
 
 
