@@ -42,13 +42,12 @@ def inline_scripts() -> dict[str, tuple[str, str]]:
     """name -> (shell dialect, script) for the scripts embedded in YAML."""
     pod = k8s_objects()["StatefulSet/session-promotions"]["spec"]["template"]["spec"]
     hostfile = next(c for c in pod["initContainers"] if c["name"] == "hostfile")["command"]
-    topics = compose()["services"]["kafka-topics"]
-    return {
-        "k8s hostfile init": ("sh", hostfile[-1]),
-        # Compose turns `$$` into `$` before the shell sees it.
-        "compose kafka-topics": (topics["entrypoint"][0].rsplit("/", 1)[-1],
-                                 topics["command"][0].replace("$$", "$")),
-    }
+    scripts = {"k8s hostfile init": ("sh", hostfile[-1])}
+    for name, service in compose()["services"].items():
+        shell = str((service.get("entrypoint") or [""])[0]).rsplit("/", 1)[-1]
+        if shell in ("sh", "bash"):  # Compose turns `$$` into `$` before the shell sees it
+            scripts[f"compose {name}"] = (shell, service["command"][0].replace("$$", "$"))
+    return scripts
 
 
 @pytest.mark.parametrize("name", inline_scripts())

@@ -37,6 +37,8 @@ NO_DATA_IN_FILE_MODE = {
     "promotions_input_lag_records",  # Kafka source only
     "promotions_source_errors_total",  # Kafka consumer errors
     "promotions_sink_delivery_failures_total",  # Kafka producer failures
+    "promotions_output_replays_dropped_total",  # Kafka output, after a crash
+    "promotions_output_readback_seconds",  # Kafka output, set at a resume
     "promotions_rules_updates_total",  # only after the rules file changes
 }
 # Grafana's variables, as the dashboard would set them for this job.
@@ -191,6 +193,8 @@ def start_live(prometheus_bin: str, promtool: str, tmp: Path, processes: Process
         "BYTEWAX_DATAFLOW_API_CACHE_PATH": str(tmp),
         # Small batches make the run last several scrapes, with wall-clock ticks (on_notify) in it.
         "PROMO_BATCH_SIZE": "200",
+        # Ticks every 50 ms: on_notify runs (and has samples) however short the run is.
+        "PROMO_TICK_SECONDS": "0.05",
     }
     flow = processes.start(["sh", str(ENTRYPOINT)], log=tmp / "dataflow.log", env=env, cwd=tmp)
 
