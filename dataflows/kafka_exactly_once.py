@@ -106,7 +106,8 @@ def read_written_ids(config: dict[str, Any], topic: str, partition: int, start: 
                      timeout: float = 60.0) -> tuple[Counter[bytes], int]:
     """The ids of the records in `topic/partition` from offset `start` to its current end, and
     that end. Records already deleted by retention cannot be read: a warning says how many."""
-    consumer = Consumer({**config, "enable.auto.commit": False, "enable.partition.eof": True})
+    consumer = Consumer({**config, "enable.auto.commit": False, "enable.partition.eof": True,
+                         "fetch.wait.max.ms": 10})
     try:
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
         ids: Counter[bytes] = Counter()
@@ -122,7 +123,9 @@ def read_written_ids(config: dict[str, Any], topic: str, partition: int, start: 
             if time.monotonic() > deadline:
                 raise KafkaUnavailable(f"reading back {topic}/{partition} from offset {start} "
                                        f"to {high}: no progress for {timeout}s at {position}")
-            for message in consumer.consume(10_000, 1.0):
+            # Ask for no more than is there, or consume() waits out its timeout for records
+            # (or the end-of-partition event, sent after an empty fetch) that never come.
+            for message in consumer.consume(min(10_000, high - position), 1.0):
                 error = message.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
