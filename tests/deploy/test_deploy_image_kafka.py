@@ -182,3 +182,57 @@ def test_metrics_on_the_api_port_and_sigterm(engine: Engine, kafka_bootstrap: st
     service.signal("TERM")
     assert service.wait(timeout=GRACE_S) == 0, service.logs()[-3000:]
     assert service.logs().strip().splitlines()[-1] == STOPPED.format("SIGTERM")
+
+
+def manifest_env(container: dict[str, Any]) -> dict[str, str]:
+    """The container's literal env values in the StatefulSet (fieldRefs and secrets left out)."""
+    return {var["name"]: str(var["value"]) for var in container.get("env", []) if "value" in var}
+
+
+def hostfile_from_init_container(engine: Engine, directory: Path, namespace: str,
+                                 port: int) -> list[str]:
+    """Run the `hostfile` init container's command from the manifest in the image, as uid
+    10001 on a read-only root, into `directory` (its emptyDir)."""
+    (init,) = [c for c in POD["initContainers"] if c["name"] == "hostfile"]
+    (mount,) = [m["mountPath"] for m in init["volumeMounts"] if m["name"] == "hostfile"]
+    directory.mkdir()
+    directory.chmod(0o777)  # an emptyDir is writable by the pod's user
+    env = manifest_env(init) | {"POD_NAMESPACE": namespace, "CLUSTER_PORT": str(port)}
+    runner = engine.service("hostfile", env, None, ["-v", f"{directory}:{mount}",
+                                                   "--entrypoint", init["command"][0]])
+    runner.start(*init["command"][1:])
+    assert runner.wait() == 0, runner.logs()
+    return (directory / "hostfile.txt").read_text().split()
+
+
+def test_two_process_cluster_from_the_hostfile(engine: Engine, kafka_bootstrap: str,
+                                               topic_factory: Any, tmp_path: Path) -> None:
+    """Two containers, each told only its pod name, find their process id and peers the way the
+    StatefulSet's pods do: the init container's hostfile, names resolving to loopback addresses
+    (127.0.0.1 and 127.0.0.2: one host network, so each process needs its own address for the
+    one cluster port). Process 0 creates the store, process 1 holds none."""
+    lines = dataset(seed=23, events=8_000)
+    topics = make_topics(topic_factory, 4)
+    produce(kafka_bootstrap, topics["in"], lines, 4)
+    (main,) = [c for c in POD["containers"] if c["name"] == "dataflow"]
+    hostfile_dir = tmp_path / "hostfile"
+    addresses = hostfile_from_init_container(engine, hostfile_dir, "test", free_port())
+    name, replicas = STS["metadata"]["name"], STS["spec"]["replicas"]
+    assert [a.split(".")[0] for a in addresses] == [f"{name}-{i}" for i in range(replicas)]
+    hosts = [f"--add-host={a.rsplit(':', 1)[0]}:127.0.0.{i + 1}" for i, a in enumerate(addresses)]
+    (mount,) = [m["mountPath"] for m in main["volumeMounts"] if m["name"] == "hostfile"]
+    pods = []
+    for i in range(replicas):
+        env = manifest_env(main) | service_env(kafka_bootstrap, topics,
+                                               PROMO_KAFKA_STOP_AT_END="true",
+                                               PROMO_RECOVERY_PARTITIONS="4")
+        env |= {"BYTEWAX_POD_NAME": f"{name}-{i}", "BYTEWAX_SNAPSHOT_INTERVAL": "5"}
+        pod = engine.service(f"pod{i}", env, engine.volume(f"pod{i}"),
+                             [*hosts, "-v", f"{hostfile_dir}:{mount}:ro"])
+        pod.start()
+        pods.append(pod)
+    for pod in pods:
+        assert pod.wait() == 0, pod.logs()[-3000:]
+    assert "creating 4 recovery partitions" in pods[0].logs()
+    assert "process 1 holds no recovery partitions" in pods[1].logs()
+    assert_outputs(kafka_bootstrap, topics, lines)
