@@ -11,7 +11,7 @@ import subprocess
 import time
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from deploy_helpers import DEPLOY
@@ -112,7 +112,8 @@ class Service:
         return done.stdout + done.stderr
 
 
-def scrape(port: int, timeout: float = 90, host: str = "127.0.0.1") -> str:
+def scrape(port: int, timeout: float = 90, host: str = "127.0.0.1",
+           logs: Callable[[], str] = str) -> str:
     """GET /metrics once the API server answers with the service's series (it starts with the
     run, after the start-up checks)."""
     deadline = time.monotonic() + timeout
@@ -125,5 +126,6 @@ def scrape(port: int, timeout: float = 90, host: str = "127.0.0.1") -> str:
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise AssertionError(f"no promotions_ series on {host}:{port}/metrics in {timeout} s")
+            raise AssertionError(f"no promotions_ series on {host}:{port}/metrics in {timeout} s:\n"
+                                 f"{logs()[-3000:]}")
         time.sleep(0.5)
