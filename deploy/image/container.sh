@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `container.sh ARGS...`: the container engine used by `make image` and tests/deploy, with ARGS.
 # - docker, where a Docker daemon answers (CONTAINER_ENGINE=docker forces it);
-# - otherwise podman (installed with apt if missing), as root, with this directory's
+# - otherwise podman (installed with apt if missing, with runc and catatonit: the pause process
+#   of pods, which `podman kube play` builds its infra image around), as root, with this directory's
 #   containers.conf and its own storage under the cache directory, so nothing of the host's
 #   configuration is changed and built layers are kept between runs.
 # `container.sh --engine` prints which one it is (docker or podman).
@@ -18,9 +19,10 @@ if [ "${1:-}" = --engine ]; then echo "$engine"; exit 0; fi
 case $engine in
 docker) exec docker "$@" ;;
 podman)
-    if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
-        echo "container.sh: no Docker daemon and no podman: installing podman and runc (apt)" >&2
-        bash "$here/../apt-install.sh" podman runc
+    if ! command -v podman >/dev/null || ! command -v runc >/dev/null \
+        || ! command -v catatonit >/dev/null; then
+        echo "container.sh: no Docker daemon: installing podman, runc and catatonit (apt)" >&2
+        bash "$here/../apt-install.sh" podman runc catatonit
     fi
     mkdir -p "$CACHE/podman/root" "$CACHE/podman/run"
     export CONTAINERS_CONF="$here/containers.conf"

@@ -12,13 +12,18 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from deploy_helpers import DEPLOY, PROMETHEUS_DIR, Processes, run_installer
+from deploy_helpers import DEPLOY, PROMETHEUS_DIR, REPO, Processes, run_installer
+from image_helpers import Engine
+
+# A tag of its own, so the suite never replaces what `make image` built.
+IMAGE_TAG = "session-promotions:test"
 
 
 @pytest.fixture
@@ -67,3 +72,26 @@ def pip_tools(pytestconfig: pytest.Config) -> Any:
         return exe, env
 
     return install
+
+
+@pytest.fixture(scope="session")
+def image() -> Iterator[str]:
+    """The image, built once per session by `make image`'s script (cached layers make a rebuild
+    after a Python-only change take seconds)."""
+    start = time.monotonic()
+    done = subprocess.run(["bash", str(DEPLOY / "image" / "build.sh")],
+                          env={**os.environ, "IMAGE": IMAGE_TAG}, cwd=REPO, capture_output=True,
+                          text=True, timeout=1800, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, f"image build failed:\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
+    print(f"image {IMAGE_TAG} built in {time.monotonic() - start:.0f} s")
+    yield IMAGE_TAG
+
+
+@pytest.fixture
+def engine(image: str) -> Iterator[Engine]:
+    """Containers, pods and volumes of one test, removed after it."""
+    made = Engine(image)
+    try:
+        yield made
+    finally:
+        made.cleanup()

@@ -1,6 +1,8 @@
 """The image, built and run: `make image`'s script (deploy/image/build.sh) with podman here (no
 Docker daemon, no image registry: the base is made from Debian's archive and cached), docker
-where a daemon answers. Never skipped: podman is installed with apt when missing.
+where a daemon answers. Never skipped: podman is installed with apt when missing. The build is
+the session fixture `image` (conftest.py), shared with test_deploy_image_kafka.py and
+test_deploy_image_kube.py.
 
 A cold build (base, Rust toolchain, dependencies, kernel) takes a few minutes; later ones reuse
 the cached root filesystem and layers and redo only what changed.
@@ -12,33 +14,9 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 
-import pytest
-
-from deploy_helpers import DEPLOY, REPO
-
-BUILD = DEPLOY / "image" / "build.sh"
-CONTAINER = DEPLOY / "image" / "container.sh"
-# A tag of its own, so the suite never replaces what `make image` built.
-TAG = "session-promotions:test"
-USER = "10001:10001"
-
-
-def container(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(CONTAINER), *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-@pytest.fixture(scope="module")
-def image() -> Iterator[str]:
-    start = time.monotonic()
-    done = subprocess.run(["bash", str(BUILD)], env={**os.environ, "IMAGE": TAG}, cwd=REPO,
-                          capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, f"image build failed:\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
-    print(f"image {TAG} built in {time.monotonic() - start:.0f} s")
-    yield TAG
+from deploy_helpers import REPO
+from image_helpers import USER, container
 
 
 def test_default_user_is_numeric_non_root(image: str) -> None:

@@ -1,4 +1,5 @@
-"""Kafka fixtures for integration tests.
+"""Kafka fixtures, registered suite-wide by tests/conftest.py: the integration tests and the
+image tests (tests/deploy) share one broker per pytest session.
 
 ``kafka_bootstrap`` (session): bootstrap servers string.
   * ``KAFKA_BOOTSTRAP_SERVERS`` set -> that external broker is used as is.
@@ -32,7 +33,7 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 KAFKA_LOCAL = REPO_ROOT / "deploy" / "kafka-local" / "kafka_local.py"
 
 
