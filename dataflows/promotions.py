@@ -14,6 +14,7 @@ from pathlib import Path
 from dataflows import shutdown
 from dataflows.flow import build_flow
 from dataflows.gc_tuning import tune_garbage_collector
+from dataflows.peers import wait_for_peers
 from dataflows.preflight import bytewax_problems
 from dataflows.recovery_check import bytewax_run_arguments, check_run_store
 from dataflows.settings import SettingsError, load_settings, unknown_variables
@@ -40,6 +41,9 @@ if getattr(getattr(_main, "__spec__", None), "name", None) == "bytewax.run":
 
 settings = load_settings()
 check_run_store(settings)  # before Bytewax meets a missing, empty or mismatched store
+_arguments = bytewax_run_arguments()
+if _arguments and _arguments.get("addresses"):
+    wait_for_peers(_arguments["addresses"], settings.peer_resolve_seconds)
 flow = build_flow(settings)
 
 tune_garbage_collector()

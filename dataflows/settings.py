@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     max_event_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 65_536
     #: Events whose ts is further than this ahead of the wall clock are dead-lettered (0: off).
     max_future_seconds: Annotated[float, Field(ge=0, le=TEN_YEARS_S, allow_inf_nan=False)] = 3600.0
+    #: How long a cluster process waits for its peers' host names to resolve (Kubernetes DNS
+    #: lags behind a StatefulSet's pods at start) before it gives up with one line.
+    peer_resolve_seconds: Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)] = 120.0
     #: Who keeps sessions and decodes: the compiled kernel, or the Python specification.
     engine: Literal["kernel", "python"] = "kernel"
 

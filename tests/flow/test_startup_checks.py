@@ -71,3 +71,14 @@ def test_a_misspelled_setting_is_warned_about_once(tmp_path: Path) -> None:
     assert run.stderr == ("session-promotions: warning: PROMO_GAPSECONDS is not a setting and is "
                           "ignored (did you mean PROMO_GAP_SECONDS?)\n")
     assert (tmp_path / "out.jsonl").stat().st_size > 0
+
+
+def test_a_cluster_peer_that_does_not_resolve_is_one_line(tmp_path: Path) -> None:
+    """What Bytewax would turn into a panic and a traceback (and Kubernetes into a crash loop)."""
+    run = run_service(tmp_path, "-i", "0", "-a", "127.0.0.1:2101;no-such-peer.invalid:2102",
+                      PROMO_PEER_RESOLVE_SECONDS="0.5")
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr and "panicked" not in run.stderr, run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        "session-promotions: invalid configuration: cluster address 'no-such-peer.invalid:2102' "
+        "did not resolve within 0.5 s")
