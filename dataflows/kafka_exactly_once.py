@@ -175,7 +175,7 @@ class StartOffsets:
             return
         self._dir.mkdir(parents=True, exist_ok=True)
         path = self._path(part)
-        staged = path.with_suffix(".tmp")
+        staged = path.with_name(path.name + ".tmp")  # per partition: workers record at once
         with staged.open("w") as file:
             file.write(str(offset))
             file.flush()

@@ -146,7 +146,7 @@ def test_broker_restart_mid_stream(setup, kafka_broker) -> None:
 def test_rescale_from_2_to_4_to_1_workers(setup) -> None:
     """Stop at 2 workers after a snapshot, resume at 4, stop again, finish at 1."""
     bootstrap, topics, env, logs, data = setup
-    env = {**env, "PROMO_BATCH_SIZE": "50"}  # a slower run leaves room for two stops
+    env = {**env, "PROMO_BATCH_SIZE": "10"}  # a slow run (tiny batches) leaves room for two stops
     recovery = Path(env["BYTEWAX_RECOVERY_DIRECTORY"])
     for workers in (2, 4):
         cluster = Cluster(env, processes=1, workers=workers, log_dir=logs)

@@ -76,3 +76,18 @@ def test_carried_ids_merge_with_the_read_back() -> None:
     read_back.update({b"a": 1, b"b": 1})  # as _ExactlyOncePartition merges a snapshot's pending
     replays = ReplayFilter(read_back)
     assert replays.fresh([note("a"), note("a"), note("a"), note("b")]) == [note("a")]
+
+
+def test_start_offsets_of_partitions_recorded_at_once_do_not_collide(tmp_path) -> None:
+    """Workers build their sink partitions concurrently; each keeps its own file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dataflows.kafka_exactly_once import StartOffsets
+
+    offsets = StartOffsets(tmp_path)
+    parts = [f"out/{n}" for n in range(8)]
+    for _ in range(20):
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda part: offsets.record(part, int(part[4:]) * 10), parts))
+    assert [offsets.recorded(part) for part in parts] == [n * 10 for n in range(8)]
+    assert StartOffsets(None).recorded("out/0") is None
