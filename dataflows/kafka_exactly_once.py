@@ -21,7 +21,7 @@ import os
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ def partition_of(record: OutRecord, partitions: int) -> int:
     return zlib.crc32(key or b"") % partitions
 
 
-def by_output_partition(topic: str, partitions: int):
+def by_output_partition(topic: str, partitions: int) -> Callable[[Records], list[Records]]:
     """A flat_map step: one upstream item split into `(topic/N, records)` per output partition."""
 
     def split(item: Records) -> list[Records]:
