@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
@@ -19,7 +20,7 @@ from dataflows import kernel_engine, metrics
 from dataflows.session_step import Clock, ShardLogic, ShardOutput
 from dataflows.rules_watch import RulesWatcher
 from dataflows.kafka_exactly_once import ExactlyOnceKafkaOutput, by_output_partition
-from dataflows.recovery_check import bytewax_run_arguments
+from dataflows.recovery_check import bytewax_run_arguments, run_recovery_directory
 from dataflows.kafka_io import KafkaInput, KafkaOutput, KafkaUnavailable, list_partitions
 from dataflows.settings import Settings, SettingsError, load_rules_or_exit
 from dataflows.sinks import prepare_file, sink_for
@@ -63,10 +64,8 @@ def _bytewax_run_recovery() -> bool | None:
 
 def recovery_directory() -> Path | None:
     """The recovery store's directory as `bytewax.run` was given it (or its environment variable)."""
-    parsed = bytewax_run_arguments()
-    if parsed is not None:
-        config = parsed["recovery_config"]
-        return None if config is None else Path(config.db_dir)
+    if bytewax_run_arguments() is not None:
+        return run_recovery_directory()
     found = os.environ.get("BYTEWAX_RECOVERY_DIRECTORY")
     return Path(found) if found else None
 
@@ -121,8 +120,8 @@ def kafka_wiring(settings: Settings) -> Wiring:
                             "partition has one writer)")
     try:
         partitions = list_partitions(settings.kafka_common(), settings.input_topics)
-        out_partitions = {topic: len(list_partitions(settings.kafka_common(), [topic]))
-                          for topic in outputs.values()}
+        out_partitions = Counter(name.rpartition("/")[0] for name in
+                                 list_partitions(settings.kafka_common(), list(outputs.values())))
     except KafkaUnavailable as error:
         raise SettingsError(f"{error} (create the topics first: `promotions topics create`)") from None
     producer = settings.kafka_producer()

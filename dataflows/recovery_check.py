@@ -63,13 +63,19 @@ def bytewax_run_arguments() -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) and "recovery_config" in parsed else None
 
 
+def run_recovery_directory() -> Path | None:
+    """The store directory `bytewax.run` was given; None without one, or under another runner."""
+    arguments = bytewax_run_arguments()
+    config = arguments["recovery_config"] if arguments is not None else None
+    return None if config is None else Path(config.db_dir)
+
+
 def check_run_store(settings: Settings) -> None:
     """Check the store `bytewax.run` was given (if any) before the run starts."""
-    arguments = bytewax_run_arguments()
-    config = arguments.get("recovery_config") if arguments else None
-    if config is not None:
-        clustered = bool(arguments.get("addresses"))  # type: ignore[union-attr]
-        check_store(Path(config.db_dir), StoreSettings.of(settings), clustered)
+    directory = run_recovery_directory()
+    if directory is not None:
+        clustered = bool(bytewax_run_arguments().get("addresses"))  # type: ignore[union-attr]
+        check_store(directory, StoreSettings.of(settings), clustered)
 
 
 def check_store(directory: Path, wanted: StoreSettings, clustered: bool = False) -> None:
